@@ -283,13 +283,27 @@ class _Level(NamedTuple):
         return np.split(order, splits)
 
 
-def _run_decimation(points, faces, target_faces: int, agg: float):
+def _run_decimation(points, faces, target_faces: int, mode: tuple[float, bool]):
     import fast_simplification
 
+    agg, preserve_border = mode
     p, f, collapses = fast_simplification.simplify(
-        points, faces, target_count=int(target_faces), agg=agg, return_collapses=True
+        points,
+        faces,
+        target_count=int(target_faces),
+        agg=agg,
+        return_collapses=True,
+        preserve_border=preserve_border,
     )
     return np.asarray(p, dtype=np.float64), np.asarray(f, dtype=np.int64), np.asarray(collapses)
+
+
+def _canonical_faces(faces: np.ndarray) -> np.ndarray:
+    """Faces rotated to start at their lowest index (winding kept), rows sorted."""
+    k = np.argmin(faces, axis=1)
+    idx = (k[:, None] + np.arange(3)[None, :]) % 3
+    rolled = np.take_along_axis(faces, idx, axis=1)
+    return rolled[np.lexsort(rolled.T[::-1])]
 
 
 def _interpret(faces, p, f, collapses) -> _Level | None:
@@ -310,8 +324,7 @@ def _interpret(faces, p, f, collapses) -> _Level | None:
     # the decimator keeps the surviving vertices in their original order
     if len(survivors) != len(p) or len(f) != int(ok.sum()):
         return None
-    key = lambda a: np.unique(np.sort(a, axis=1), axis=0)  # noqa: E731
-    if not np.array_equal(key(survivors[f]), key(mapped[ok])):
+    if not np.array_equal(_canonical_faces(survivors[f]), _canonical_faces(mapped[ok])):
         return None
     index = np.full(n, -1, dtype=np.int64)
     index[survivors] = np.arange(len(survivors))
@@ -374,7 +387,7 @@ def _repair_collapse(faces: np.ndarray, i0: int, i1: int) -> tuple[int, int] | N
     return None
 
 
-def _decimate_staged(points: np.ndarray, faces: np.ndarray, target: int, aggs: Sequence[float]):
+def _decimate_staged(points: np.ndarray, faces: np.ndarray, target: int, modes: Sequence[tuple]):
     """Decimate to exactly ``target`` vertices; returns a _Level, or a string saying why not.
 
     The decimator stops at the first state with at most ``t`` faces; each collapse removes one vertex
@@ -383,10 +396,11 @@ def _decimate_staged(points: np.ndarray, faces: np.ndarray, target: int, aggs: S
     (duplicate faces, non-manifold edges). Then: find (by bisection) a valid state whose next collapse
     folds, replace that collapse by a safe one (:func:`_repair_collapse`), and restart the decimator from
     there with fresh quadrics. If no safe replacement is known, restart from the valid state with the
-    next aggressiveness in ``aggs`` instead (another collapse order).
+    next of ``modes`` instead: (aggressiveness, preserve_border) pairs, i.e. another collapse order, or
+    open-boundary vertices kept (collapsing an edge between two of them can split the boundary).
     """
-    aggs = list(aggs)
-    agg = aggs.pop(0)
+    modes = list(modes)
+    mode = modes.pop(0)
     euler = _euler(faces, len(points))
     state = _identity(points, faces)  # relative to the input
     for _stage in range(_MAX_STAGES):
@@ -396,7 +410,7 @@ def _decimate_staged(points: np.ndarray, faces: np.ndarray, target: int, aggs: S
 
         def run(t: int):
             if t not in cache:
-                cache[t] = _run_decimation(*cur, t, agg)
+                cache[t] = _run_decimation(*cur, t, mode)
             return cache[t]
 
         def valid(t: int) -> _Level | None:
@@ -413,11 +427,19 @@ def _decimate_staged(points: np.ndarray, faces: np.ndarray, target: int, aggs: S
             else:
                 lo = mid + 1
         reached = len(run(lo)[0]) if lo < n_faces else len(cur[0])
-        if reached != target:
-            return f"stopped at {reached} vertices, not {target}"
+        if reached < target:
+            return f"skipped from above {target} vertices to {reached}"
         step = valid(lo)
-        if step is not None:
+        if step is not None and reached == target:
             return _compose(state, step)
+        if step is not None:  # the decimator gave up early (iteration limit): go on from there
+            if reached < len(cur[0]):
+                state = _compose(state, step)
+                continue
+            if not modes:
+                return f"the decimator stops at {reached} vertices, not {target}"
+            mode = modes.pop(0)
+            continue
         # bisect for a valid state (hi) whose next collapse (at hi - 1) folds the mesh
         hi = n_faces
         while hi - lo > 1:
@@ -432,9 +454,9 @@ def _decimate_staged(points: np.ndarray, faces: np.ndarray, target: int, aggs: S
         fixed = _collapse_into(good, *repair) if repair is not None else None
         if fixed is not None and not _problems_after(fixed.faces, len(fixed.positions), euler):
             state = _compose(_compose(state, good), fixed)
-        elif aggs:
+        elif modes:
             state = _compose(state, good)
-            agg = aggs.pop(0)  # go on from the valid state with another collapse order
+            mode = modes.pop(0)  # go on from the valid state in another way
         else:
             return "a collapse folds the mesh and no safe replacement was found"
     return f"still folding after {_MAX_STAGES} repairs"
@@ -443,8 +465,11 @@ def _decimate_staged(points: np.ndarray, faces: np.ndarray, target: int, aggs: S
 def _decimate_exact(points: np.ndarray, faces: np.ndarray, target: int, level: int) -> _Level:
     """Quadric decimation of (points, faces) to exactly ``target`` vertices, keeping the mesh valid."""
     failures = []
+    has_border = bool((np.unique(np.sort(_edges(faces), axis=1), axis=0, return_counts=True)[1] == 1).any())
     for k, agg in enumerate(_AGGRESSIVENESS):
-        result = _decimate_staged(points, faces, target, _AGGRESSIVENESS[k:] + _AGGRESSIVENESS[:k])
+        aggs = _AGGRESSIVENESS[k:] + _AGGRESSIVENESS[:k]
+        modes = [(a, b) for a in aggs for b in ((False, True) if has_border else (False,))]
+        result = _decimate_staged(points, faces, target, modes)
         if isinstance(result, _Level):
             return result
         failures.append(f"agg={agg:g}: {result}")
@@ -492,11 +517,11 @@ def _choose_vertices(fine: np.ndarray, fine_faces: np.ndarray, lvl: _Level) -> n
         improved = False
         for j, pool in enumerate(candidates):
             cands = pool[~taken[pool]]
-            if len(cands) == 0:
-                continue
             tris_j = incident_arr[j]
             k = len(tris_j)
-            # candidate triangles (C, k, 3, 3): the incident triangles with vertex j moved to a candidate
+            # candidate triangles (C + 1, k, 3, 3): the incident triangles with vertex j moved to a
+            # candidate (the last entry: where it is now)
+            cands = np.append(cands, sel[j])
             pos = np.broadcast_to(fine[sel[faces[tris_j]]], (len(cands), k, 3, 3)).copy()
             local = faces[tris_j] == j  # (k, 3)
             pos[:, local] = fine[cands][:, None, :]
@@ -505,10 +530,13 @@ def _choose_vertices(fine: np.ndarray, fine_faces: np.ndarray, lvl: _Level) -> n
             cos = np.einsum("ckd,kd->ck", n, ref_normals[tris_j]) / np.maximum(
                 area * ref_area[tris_j], 1e-300
             )
-            valid = (cos >= 0.2).all(axis=1) & (area >= 1e-3 * ref_area[tris_j]).all(axis=1)
-            if not valid.any():
+            # triangles flipped or flattened against the decimator's geometry: never more than now
+            bad = ((cos < 0.2) | (area < 1e-3 * ref_area[tris_j])).sum(axis=1)
+            fewer = bad[:-1] < bad[-1]
+            valid = bad[:-1] <= bad[-1]
+            cands, pos, fewer = cands[:-1][valid], pos[:-1][valid], fewer[valid]
+            if len(cands) == 0:
                 continue
-            cands, pos = cands[valid], pos[valid]
             # best distance of every fine vertex to the triangles that do not move
             others = rowmin.copy()
             hit = np.isin(nearest, tris_j)
@@ -526,8 +554,10 @@ def _choose_vertices(fine: np.ndarray, fine_faces: np.ndarray, lvl: _Level) -> n
             d_near = d_near.reshape(len(near), len(cands), k)
             gain = (others[near, None] - np.minimum(others[near, None], d_near.min(axis=2))).sum(axis=0)
             totals = float(others.sum()) - gain
+            if fewer.any():  # unfolding comes first
+                totals = np.where(fewer, totals, np.inf)
             best = int(np.argmin(totals))  # first minimum: deterministic
-            if totals[best] < cost - tol:
+            if fewer[best] or totals[best] < cost - tol:
                 taken[sel[j]] = False
                 sel[j] = cands[best]
                 taken[sel[j]] = True
@@ -672,7 +702,10 @@ def build_topology(
     """
     v = _check_vertices(vertices)
     f = _check_faces(faces, len(v))
-    counts = [int(n) for n in num_vertices]
+    try:
+        counts = [int(n) for n in num_vertices]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"num_vertices must be a sequence of ints, got {num_vertices!r}") from exc
     if not counts:
         raise ValueError("num_vertices must name at least one coarse level")
     if any(b >= a for a, b in zip([len(v)] + counts, counts)) or counts[-1] < 4:
@@ -843,18 +876,20 @@ def load_topology_file(path) -> Topology:
         levels = len(counts)
         vertices = [tensors[f"vertices.{l}"] for l in range(levels)]
         faces = [tensors[f"faces.{l}"] for l in range(levels)]
-        down = [
-            torch.sparse_coo_tensor(
-                tensors[f"down.{l}.indices"], tensors[f"down.{l}.values"], (counts[l + 1], counts[l])
-            ).coalesce()
-            for l in range(levels - 1)
-        ]
-        up = [
-            torch.sparse_coo_tensor(
-                tensors[f"up.{l}.indices"], tensors[f"up.{l}.values"], (counts[l], counts[l + 1])
-            ).coalesce()
-            for l in range(levels - 1)
-        ]
+        down, up = [], []
+        for l in range(levels - 1):
+            for name, out, shape in (
+                ("down", down, (counts[l + 1], counts[l])),
+                ("up", up, (counts[l], counts[l + 1])),
+            ):
+                out.append(
+                    torch.sparse_coo_tensor(
+                        tensors[f"{name}.{l}.indices"],
+                        tensors[f"{name}.{l}.values"],
+                        shape,
+                        check_invariants=True,
+                    ).coalesce()
+                )
         spirals = {
             tuple(key): tensors["spiral.{}.{}.{}".format(*key)] for key in json.loads(meta["spirals"])
         }
