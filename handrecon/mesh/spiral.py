@@ -68,7 +68,7 @@ def vertex_rotations(faces, num_vertices: int) -> list[list[int]]:
     """
     num_vertices = _check_num_vertices(num_vertices)
     faces = _as_faces(faces, num_vertices)
-    # successor lists: succ[v][a] = sorted set of b with a face (v, a, b)
+    # successors: succ[v][a] = the set of b with a face (v, a, b)
     succ: list[dict[int, set[int]]] = [dict() for _ in range(num_vertices)]
     for f0, f1, f2 in faces.tolist():
         if f0 == f1 or f1 == f2 or f0 == f2:

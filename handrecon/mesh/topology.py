@@ -1,18 +1,31 @@
 """Mesh hierarchy of a template: levels, down/up-sampling matrices, spirals, and their cached asset.
 
 The hierarchy is what the spiral mesh decoders (CMR, MobRecon) run on: the 778-vertex template and coarser
-levels of 389, 195, 98 and 49 vertices. Level ``l + 1`` is made from level ``l`` by quadric edge collapse
-(``fast_simplification``) and then *snapped* onto level ``l``: every coarse vertex is one of the fine
-vertices (chosen among those the decimator merged into it, to make up(down(x)) as close to x as possible),
-so that ``vertices[l + 1] == down[l] @ vertices[l]`` exactly.
+levels of 389, 195, 98 and 49 vertices.
+
+How level ``l + 1`` is made from level ``l``:
+
+1. Quadric edge collapse (``fast_simplification``) to exactly the requested vertex count: the decimator
+   stops at the first state with at most ``t`` faces, so ``t`` is bisected until the count is exact (this
+   works with or without an open boundary). Quadric collapse does not test the link condition, so a
+   collapse can fold the mesh (duplicate faces, non-manifold edges, a split boundary); such a collapse
+   is found by bisection and replaced by a safe one, or the decimation goes on from the last valid state
+   in another mode (aggressiveness, open-boundary vertices kept). Every level is checked to be one
+   connected, edge- and vertex-manifold, consistently wound component of the same Euler characteristic,
+   with no degenerate or duplicate face; if no mode gives that, a ValueError says why.
+2. Snapping: the decimator moves vertices, so every coarse vertex is then put on a distinct fine vertex,
+   chosen (greedy coordinate descent, fixed order, deterministic) among the fine vertices merged into it
+   and their neighbours, to minimise the mean distance of the fine vertices to the coarse surface without
+   flipping coarse triangles. Hence ``vertices[l + 1] == down[l] @ vertices[l]`` exactly.
 
 - ``down[l]``: sparse (V_{l+1}, V_l), one 1 per row (the kept fine vertex).
 - ``up[l]``: sparse (V_l, V_{l+1}), exactly 3 entries per row: the barycentric weights (>= 0, sum 1) of
   the point of the nearest coarse triangle closest to the fine vertex (template positions).
 
 Everything is deterministic: the same template gives bit-identical tensors. The result is shipped for the
-bundled open hand (``handrecon/assets/open_hand_topology.safetensors``) and cached on disk for any other
-template (``$HANDRECON_CACHE/topology/<sha256>.safetensors``, default ``~/.cache/handrecon``).
+bundled open hand (``handrecon/assets/open_hand_topology.safetensors``, made by
+``scripts/build_topology.py``) and cached on disk for any other template
+(``$HANDRECON_CACHE/topology/<sha256>.safetensors``, by default under ``~/.cache/handrecon``).
 """
 
 from __future__ import annotations
@@ -853,7 +866,8 @@ def load_topology_file(path) -> Topology:
 
     Raises:
         FileNotFoundError: if there is no such file.
-        ValueError: if the file is not a topology of this ``FORMAT_VERSION``.
+        ValueError: if the file is not a complete topology of this ``FORMAT_VERSION``, or its level-0
+            template does not hash to its ``template_sha256``.
     """
     from safetensors import safe_open
 
@@ -894,8 +908,10 @@ def load_topology_file(path) -> Topology:
             tuple(key): tensors["spiral.{}.{}.{}".format(*key)] for key in json.loads(meta["spirals"])
         }
         digest = meta["template_sha256"]
-    except (KeyError, ValueError, RuntimeError) as exc:
+    except (KeyError, ValueError, RuntimeError, TypeError, IndexError) as exc:
         raise ValueError(f"{path} is not a complete topology file: {exc}") from exc
+    if template_hash(vertices[0], faces[0]) != digest:
+        raise ValueError(f"{path} is damaged: its template does not match its template_sha256")
     return Topology(vertices, faces, down, up, digest, spirals)
 
 
@@ -930,16 +946,16 @@ def default_cache_dir() -> Path:
 
 
 def _usable(path, digest: str) -> bool:
+    """Whether a file holds the default hierarchy of this template, in this format."""
     try:
         meta = _read_metadata(path)
-    except Exception:
+        return (
+            meta.get("format_version") == FORMAT_VERSION
+            and meta.get("template_sha256") == digest
+            and json.loads(meta["num_vertices"])[1:] == list(DEFAULT_NUM_VERTICES)
+        )
+    except Exception:  # unreadable, or metadata missing or malformed
         return False
-    return (
-        meta.get("format_version") == FORMAT_VERSION
-        and meta.get("template_sha256") == digest
-        and meta.get("num_vertices") is not None
-        and json.loads(meta["num_vertices"])[1:] == list(DEFAULT_NUM_VERTICES)
-    )
 
 
 def load_topology(hand, cache_dir=None) -> Topology:
