@@ -474,7 +474,7 @@ class OpenHandAssets:
 
 def build_open_hand(spacing: float = 0.1, relax_iterations: int = 10) -> OpenHandAssets:
     """Build the open hand from its design. Deterministic: the same code gives the same arrays."""
-    from handrecon.hand.keypoints import KEYPOINT_FROM_JOINT, NUM_KEYPOINTS, TIP_KEYPOINTS
+    from handrecon.hand.keypoints import keypoint_regressor_from_joints
 
     dense_v, dense_f = _mesh_field(spacing)
     verts, faces = _decimate_exact(dense_v, dense_f, NUM_VERTICES)
@@ -505,12 +505,7 @@ def build_open_hand(spacing: float = 0.1, relax_iterations: int = 10) -> OpenHan
             candidates = owner == i
             J_reg[jid] = _ring_regressor(verts, joints[jid], frames[jid][:, 2], candidates,
                                          max_dist=2.6 if k == 0 else 1.4)
-    kp_reg = np.zeros((NUM_KEYPOINTS, NUM_VERTICES))
-    for k, jid in enumerate(KEYPOINT_FROM_JOINT):
-        if jid is not None:
-            kp_reg[k] = J_reg[jid]
-    for k, vid in zip(TIP_KEYPOINTS, TIP_VERTEX_IDS):
-        kp_reg[k, vid] = 1.0
+    kp_reg = keypoint_regressor_from_joints(J_reg, TIP_VERTEX_IDS)
 
     shapedirs = _shape_space(verts, weights, affinity, s_all, q_all, joints, chains)
 

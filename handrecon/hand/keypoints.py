@@ -13,6 +13,8 @@ Every other module takes its names, parents and groups from here.
 
 from __future__ import annotations
 
+import numpy as np
+
 __all__ = [
     "JOINT_NAMES",
     "JOINT_PARENTS",
@@ -27,6 +29,7 @@ __all__ = [
     "KEYPOINT_LEVELS",
     "KEYPOINT_PARENTS",
     "BONES",
+    "keypoint_regressor_from_joints",
 ]
 
 FINGERS = ("thumb", "index", "middle", "ring", "little")
@@ -82,3 +85,20 @@ KEYPOINT_PARENTS = (-1,) + tuple(0 if k % 4 == 1 else k - 1 for k in range(1, NU
 
 # Bones as (parent, child) keypoint pairs, for drawing skeletons.
 BONES = tuple((p, c) for c, p in enumerate(KEYPOINT_PARENTS) if p >= 0)
+
+
+def keypoint_regressor_from_joints(joint_regressor, tip_vertices) -> np.ndarray:
+    """(21,V) keypoint regressor: the 16 joint rows of ``joint_regressor`` (16,V) in FreiHAND order, and
+    one-hot rows for the five fingertip vertices ``tip_vertices`` (thumb, index, middle, ring, little)."""
+    joint_regressor = np.asarray(joint_regressor, dtype=np.float64)
+    if joint_regressor.ndim != 2 or joint_regressor.shape[0] != NUM_JOINTS:
+        raise ValueError(f"joint_regressor must have shape ({NUM_JOINTS}, V), got {joint_regressor.shape}")
+    if len(tip_vertices) != len(TIP_KEYPOINTS):
+        raise ValueError(f"tip_vertices must list {len(TIP_KEYPOINTS)} vertex indices, got {len(tip_vertices)}")
+    out = np.zeros((NUM_KEYPOINTS, joint_regressor.shape[1]))
+    for k, jid in enumerate(KEYPOINT_FROM_JOINT):
+        if jid is not None:
+            out[k] = joint_regressor[jid]
+    for k, vid in zip(TIP_KEYPOINTS, tip_vertices):
+        out[k, vid] = 1.0
+    return out

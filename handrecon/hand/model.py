@@ -15,13 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from handrecon.hand.keypoints import (
-    JOINT_PARENTS,
-    KEYPOINT_FROM_JOINT,
-    NUM_JOINTS,
-    NUM_KEYPOINTS,
-    TIP_KEYPOINTS,
-)
+from handrecon.fileio import atomic_path
+from handrecon.hand.keypoints import JOINT_PARENTS, NUM_JOINTS, NUM_KEYPOINTS, keypoint_regressor_from_joints
 from handrecon.hand.lbs import lbs
 from handrecon.hand.poses import JOINT_LIMITS, NAMED_POSE_ANGLES, angles_to_pose
 from handrecon.hand.poses import joint_frames as compute_joint_frames
@@ -175,12 +170,7 @@ class HandModel(nn.Module):
         v_template = np.asarray(params["v_template"], dtype=np.float64)
         V = len(v_template)
         J_reg = np.asarray(params["J_regressor"], dtype=np.float64)
-        kp_reg = np.zeros((NUM_KEYPOINTS, V))
-        for k, jid in enumerate(KEYPOINT_FROM_JOINT):
-            if jid is not None:
-                kp_reg[k] = J_reg[jid]
-        for k, vid in zip(TIP_KEYPOINTS, MANO_TIP_VERTICES):
-            kp_reg[k, vid] = 1.0
+        kp_reg = keypoint_regressor_from_joints(J_reg, MANO_TIP_VERTICES)
         posedirs = params.get("posedirs")
         if posedirs is not None:
             posedirs = np.asarray(posedirs).reshape(V * 3, -1).T
@@ -199,9 +189,8 @@ class HandModel(nn.Module):
         arrays = {k: v.detach().cpu().numpy() for k, v in self.named_buffers() if v is not None}
         meta = {"name": self.name, "shape_names": ",".join(self.shape_names)}
         meta.update({k: str(v) for k, v in (extra_metadata or {}).items()})
-        tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
-        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, tmp, metadata=meta)
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".tmp") as tmp:
+            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, tmp, metadata=meta)
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, vertices={self.num_vertices}, shape={self.num_shape}"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from handrecon.fileio import atomic_path
 
 __all__ = ["MESH_SUFFIXES", "save_mesh"]
 
@@ -91,14 +91,6 @@ def save_mesh(path, vertices, faces, vertex_colors=None) -> Path:
     colors = None if vertex_colors is None else _check_colors(vertex_colors, len(v))
 
     mesh = trimesh.Trimesh(vertices=v, faces=f, vertex_colors=colors, process=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=suffix) as tmp:
         mesh.export(tmp, file_type=MESH_SUFFIXES[suffix])
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path

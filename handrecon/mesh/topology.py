@@ -34,13 +34,14 @@ import hashlib
 import importlib.resources
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 import torch
+
+from handrecon.fileio import atomic_path
 
 from .spiral import spiral_sequence
 
@@ -841,16 +842,8 @@ def save_topology(topology: Topology, path) -> Path:
         "spirals": json.dumps(spirals),
         "generator": "handrecon.mesh.topology.build_topology",
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".tmp") as tmp:
         save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

@@ -6,9 +6,9 @@ a right hand with the fingers up; yaw 180 shows the palm.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
+
+from handrecon.fileio import atomic_path
 
 __all__ = ["plot_mesh", "contact_sheet", "view_rotation", "VIEWS"]
 
@@ -78,7 +78,6 @@ def contact_sheet(path, meshes, faces, titles=None, views=("back", "palm"), cell
             if titles is not None and j == 0:
                 ax.text2D(0.02, 0.92, titles[i], transform=ax.transAxes, fontsize=10)
     fig.subplots_adjust(0, 0, 1, 1, 0, 0)
-    tmp = f"{os.fspath(path)}.tmp{os.getpid()}.png"
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
