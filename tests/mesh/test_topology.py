@@ -313,3 +313,25 @@ def test_bad_inputs_are_refused_with_named_arguments(template, topo):
         topo.spiral(5, 9)
     with pytest.raises(ValueError, match="length"):
         topo.spiral(0, 0)
+
+
+def test_rebuild_reproduces_the_bundled_asset():
+    """scripts/build_topology.py is reproducible: a fresh build equals the shipped asset exactly."""
+    import importlib.resources
+
+    from handrecon.hand import load_hand_model
+
+    asset = importlib.resources.files("handrecon.assets").joinpath(BUNDLED_ASSET)
+    if not asset.is_file():
+        pytest.skip("the bundled topology asset is not built yet (scripts/build_topology.py)")
+    shipped = load_topology_file(str(asset))
+    hand = load_hand_model("open")
+    rebuilt = build_topology(hand.v_template.numpy(), hand.faces.numpy())
+    for level in range(5):
+        assert torch.equal(rebuilt.faces[level], shipped.faces[level])
+        assert torch.equal(rebuilt.vertices[level], shipped.vertices[level])
+    for level in range(4):
+        assert torch.equal(rebuilt.down[level].to_dense(), shipped.down[level].to_dense())
+        assert torch.equal(rebuilt.up[level].to_dense(), shipped.up[level].to_dense())
+        for length in (9, 27):
+            assert torch.equal(rebuilt.spiral(level, length), shipped.spiral(level, length))
