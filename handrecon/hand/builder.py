@@ -25,8 +25,6 @@ import hashlib
 
 import numpy as np
 import scipy.optimize
-import scipy.sparse
-import scipy.sparse.csgraph
 
 from handrecon.hand.keypoints import FINGER_JOINTS, FINGERS, JOINT_PARENTS, NUM_JOINTS
 from handrecon.hand.poses import joint_frames
@@ -109,7 +107,7 @@ def _smin(a, b, k):
     return b * (1 - h) + a * h - k * h * (1 - h)
 
 
-def _segment_field(p, p0, p1, frame, width, dorsal, palmar, pad=0.0, nail_power=2.0, cap=True):
+def _segment_field(p, p0, p1, frame, width, dorsal, palmar, pad=0.0, nail_power=2.0):
     """Approximate signed distance to a tapered segment with an asymmetric, padded cross-section.
 
     ``p`` (N,3); ``p0``, ``p1`` ends; ``frame`` = (u, n, lat) with ``u`` along the segment; the three radii
@@ -130,8 +128,6 @@ def _segment_field(p, p0, p1, frame, width, dorsal, palmar, pad=0.0, nail_power=
     ry = np.where(y > 0, rd, rp)
     power = np.where(y > 0, nail_power, 2.0)
     rz = np.minimum(rx, ry)
-    if not cap:
-        along = np.where(along > 0, along * 0.0 + along, along)
     q = (np.abs(x) / rx) ** power + (np.abs(y) / ry) ** power + (np.abs(along) / rz) ** power
     return (q ** (1.0 / power) - 1.0) * rz
 
