@@ -40,7 +40,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-__all__ = ["read_mano_pickle", "validate_mano", "ManoFileError", "MANO_FINGERTIP_VERTICES"]
+__all__ = ["read_mano_pickle", "read_restricted_pickle", "validate_mano", "ManoFileError",
+           "MANO_FINGERTIP_VERTICES"]
 
 #: Vertex ids of the five fingertips on the 778-vertex MANO mesh, in the order
 #: thumb, index, middle, ring, little (the FreiHAND convention; smplx uses
@@ -613,6 +614,75 @@ def read_mano_pickle(path: str | os.PathLike) -> dict[str, Any]:
             raise ManoFileError(f"{shown}: non-string key {name!r} in MANO dict", path=shown)
         out[name] = _normalize_value(materializer.value(value, name))
     return out
+
+
+def read_restricted_pickle(path: str | os.PathLike, what: str = "annotation pickle") -> Any:
+    """Read a dataset annotation pickle (RHD ``anno_*.pickle``, HO3D ``meta/*.pkl``) without running code.
+
+    The same restricted unpickler as :func:`read_mano_pickle`: only numpy arrays and scalars,
+    scipy.sparse matrices and plain Python containers can be built; any other global is refused before
+    anything is called. Python 2 pickles are read with latin-1 strings.
+
+    Args:
+        path: the pickle file.
+        what: how to name the file in error messages (e.g. ``"RHD annotation file"``).
+
+    Returns:
+        The pickled object with plain types: dicts (``bytes`` keys decoded to ``str``), lists, tuples,
+        ``str`` and ``None``; numeric values (arrays, numbers, numpy scalars, numeric lists) become
+        C-contiguous writable numpy arrays (floating -> float64, integer -> int64; numbers 0-d).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ManoFileError: the file is not a readable pickle or references a global outside the allow-list
+            (the message names the file and the global; nothing was executed).
+    """
+    fspath = os.fspath(path)
+    shown = str(fspath)
+    if not os.path.isfile(fspath):
+        raise FileNotFoundError(f"{what} not found: '{shown}'")
+    with open(fspath, "rb") as fh:
+        try:
+            raw = _RestrictedUnpickler(fh, shown).load()
+        except ManoFileError as exc:
+            if exc.global_name is None:
+                raise
+            raise ManoFileError(
+                f"{shown}: refusing to load pickle global '{exc.global_name}': this {what} may only hold "
+                "numpy arrays, scipy.sparse matrices and plain Python containers; nothing in it was "
+                "executed", path=shown, global_name=exc.global_name) from None
+        except _Refusal as exc:
+            raise ManoFileError(f"{shown}: refusing pickle content: {exc}; nothing in it was executed",
+                                path=shown) from None
+        except RecursionError:
+            raise ManoFileError(f"{shown}: pickle nested too deeply", path=shown) from None
+        except Exception as exc:  # UnpicklingError, EOFError, ValueError, TypeError, ...
+            raise ManoFileError(f"{shown}: not a readable {what} ({type(exc).__name__}: {exc})",
+                                path=shown) from None
+    materializer = _Materializer(shown)
+
+    def plain(obj: Any, depth: int) -> Any:
+        if depth > _MAX_CHUMPY_DEPTH:
+            raise ManoFileError(f"{shown}: {what} nested too deeply", path=shown)
+        if isinstance(obj, dict):
+            out = {}
+            for key, value in obj.items():
+                name = key.decode("latin1") if isinstance(key, bytes) else key
+                out[name] = plain(value, depth + 1)
+            return out
+        if isinstance(obj, (list, tuple)) and any(isinstance(v, (dict, list, tuple, _StandIn)) for v in obj):
+            return type(obj)(plain(v, depth + 1) for v in obj)
+        if isinstance(obj, _StandIn):
+            obj = materializer.value(obj, "<value>")
+        elif isinstance(obj, (bytes, bytearray)):
+            return bytes(obj).decode("latin1")
+        elif isinstance(obj, np.generic):
+            obj = np.asarray(obj)
+        if isinstance(obj, np.ndarray) and obj.dtype.hasobject:
+            obj = materializer.value(obj, "<value>")
+        return _normalize_value(obj)
+
+    return plain(raw, 0)
 
 
 def _shape_str(shape: tuple) -> str:

@@ -60,7 +60,7 @@ def _assert_same(loaded, expected):
 
 
 def test_public_api():
-    assert mano.__all__ == ["read_mano_pickle", "validate_mano", "ManoFileError",
+    assert mano.__all__ == ["read_mano_pickle", "read_restricted_pickle", "validate_mano", "ManoFileError",
                             "MANO_FINGERTIP_VERTICES"]
     assert MANO_FINGERTIP_VERTICES == (744, 320, 443, 555, 672)
     assert issubclass(ManoFileError, ValueError)
