@@ -14,6 +14,7 @@ def _cmd_demo(args) -> int:
     paths = run_demo(args.out)
     print(f"wrote {len(paths['meshes'])} meshes (OBJ, metres) to {args.out}/")
     print(f"contact sheet: {paths['contact_sheet']}")
+    print(f"synthetic training samples (image + keypoints, mask): {paths['synthetic_samples']}")
     return 0
 
 

@@ -1,7 +1,8 @@
 """``handrecon demo``: what handrecon can show today, with no arguments and no downloads.
 
 Poses the bundled open hand in its named poses, writes each as an OBJ mesh and all of them as a PNG
-contact sheet (back, palm and three-quarter views), and says where the files are.
+contact sheet (back, palm and three-quarter views), renders a sheet of synthetic training samples (image
+with 2D keypoints, and mask), and says where the files are.
 """
 
 from __future__ import annotations
@@ -34,4 +35,10 @@ def run_demo(out_dir="outputs/demo", poses=POSE_NAMES, quiet=False) -> dict:
     sheet = out / "contact_sheet.png"
     contact_sheet(sheet, list(result.vertices.numpy()), faces, titles=list(poses),
                   views=("back", "palm", "three_quarter"))
-    return {"meshes": meshes, "contact_sheet": sheet}
+    from handrecon.synth import SceneGenerator
+    from handrecon.synth.preview import sample_sheet
+
+    generator = SceneGenerator(seed=0)
+    samples = [generator.generate([i])[0] for i in tqdm(range(12), desc="synthetic samples", disable=quiet)]
+    synthetic = sample_sheet(out / "synthetic_samples.png", samples)
+    return {"meshes": meshes, "contact_sheet": sheet, "synthetic_samples": synthetic}

@@ -94,53 +94,61 @@ def sample_lighting(rng: np.random.Generator, config: AppearanceConfig = Appeara
 
 # ---- backgrounds -------------------------------------------------------------------------------------
 
-def _color(rng, skin_chance=0.1):
+def _color(rng, skin_chance=0.1) -> np.ndarray:
     if rng.random() < skin_chance:
-        return sample_skin(rng)[0] * 255
-    return rng.uniform(0, 255, 3)
+        return (sample_skin(rng)[0] * 255).astype(np.float32)
+    return rng.uniform(0, 255, 3).astype(np.float32)
 
 
-def _noise(rng, size):
-    """Multi-octave value noise, coloured by 2-3 random colours."""
-    field = np.zeros((size, size), np.float32)
+# Each field maker returns a scalar field t in [0, 1] at low resolution; colouring and up-sampling happen
+# once, in uint8, which keeps a background near a millisecond.
+
+def _noise(rng, n):
+    """Multi-octave value noise."""
+    field = np.zeros((n, n), np.float32)
     amp, total = 1.0, 0.0
     for cells in (2, 4, 8, 16, 32)[: int(rng.integers(2, 6))]:
-        grid = rng.random((cells + 1, cells + 1)).astype(np.float32)
-        field += amp * cv2.resize(grid, (size, size), interpolation=cv2.INTER_CUBIC)
+        grid = rng.random((cells + 1, cells + 1), dtype=np.float32)
+        field += amp * cv2.resize(grid, (n, n), interpolation=cv2.INTER_CUBIC)
         total += amp
         amp *= rng.uniform(0.4, 0.7)
-    field = np.clip(field / total, 0, 1)[..., None]
-    a, b = _color(rng), _color(rng)
-    return a * (1 - field) + b * field
+    return field / total
 
 
-def _gradient(rng, size):
-    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+def _grid(n):
+    y, x = np.mgrid[0:n, 0:n].astype(np.float32)
+    return x / n, y / n
+
+
+def _gradient(rng, n):
+    """Linear or radial ramp."""
+    x, y = _grid(n)
     if rng.random() < 0.5:
         angle = rng.uniform(0, 2 * math.pi)
-        t = (x - 0.5) * math.cos(angle) + (y - 0.5) * math.sin(angle) + 0.5
-    else:
-        cx, cy = rng.uniform(0, 1, 2)
-        t = np.sqrt((x - cx) ** 2 + (y - cy) ** 2) * rng.uniform(0.8, 2.0)
-    t = np.clip(t, 0, 1)[..., None]
-    return _color(rng) * (1 - t) + _color(rng) * t
+        return (x - 0.5) * math.cos(angle) + (y - 0.5) * math.sin(angle) + 0.5
+    cx, cy = rng.uniform(0, 1, 2)
+    return np.sqrt((x - cx) ** 2 + (y - cy) ** 2) * np.float32(rng.uniform(0.8, 2.0))
 
 
-def _pattern(rng, size):
-    """Stripes or checkers at a random angle and period."""
-    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+def _pattern(rng, n):
+    """Stripes (hard or soft) or checkers at a random angle and period."""
+    x, y = _grid(n)
     angle = rng.uniform(0, math.pi)
-    period = rng.uniform(6, 60)
+    period = np.float32(rng.uniform(0.03, 0.3))  # fraction of the image side
     u = (x * math.cos(angle) + y * math.sin(angle)) / period
-    if rng.random() < 0.5:
-        t = (np.floor(u) % 2)
-    else:
+    kind = int(rng.integers(3))
+    if kind == 0:
+        return np.floor(u) % 2
+    if kind == 1:
         v = (-x * math.sin(angle) + y * math.cos(angle)) / period
-        t = (np.floor(u) + np.floor(v)) % 2
-    if rng.random() < 0.5:  # soft stripes
-        t = 0.5 + 0.5 * np.sin(u * 2 * math.pi)
-    t = t[..., None]
-    return _color(rng) * (1 - t) + _color(rng) * t
+        return (np.floor(u) + np.floor(v)) % 2
+    return 0.5 + 0.5 * np.sin(u * np.float32(2 * math.pi))
+
+
+def _colorize(rng, t, size) -> np.ndarray:
+    a, b = _color(rng), _color(rng)
+    low = a + (b - a) * np.clip(t, 0, 1)[..., None]
+    return cv2.resize(low, (size, size), interpolation=cv2.INTER_LINEAR).clip(0, 255).astype(np.uint8)
 
 
 def _shapes(rng, image):
@@ -163,19 +171,22 @@ def _shapes(rng, image):
     return image
 
 
+_FIELDS = (_noise, _gradient, _pattern)
+
+
 def random_background(rng: np.random.Generator, size: int) -> np.ndarray:
     """(size,size,3) uint8 RGB procedural background."""
-    makers = (_noise, _gradient, _pattern)
-    image = makers[int(rng.integers(len(makers)))](rng, size).astype(np.float32)
+    n = max(size // 2, 8)
+    image = _colorize(rng, _FIELDS[int(rng.integers(len(_FIELDS)))](rng, n), size)
     if rng.random() < 0.6:
         image = _shapes(rng, image)
     if rng.random() < 0.3:  # blend a second layer
-        second = makers[int(rng.integers(len(makers)))](rng, size)
+        second = _colorize(rng, _FIELDS[int(rng.integers(len(_FIELDS)))](rng, n), size)
         w = rng.uniform(0.2, 0.6)
-        image = (1 - w) * image + w * second
+        image = cv2.addWeighted(image, 1 - w, second, w, 0.0)
     if rng.random() < 0.5:  # defocused background
         image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.5, 3.0))
-    return np.clip(image, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(image)
 
 
 # ---- occluders ---------------------------------------------------------------------------------------
@@ -225,8 +236,8 @@ def apply_artefacts(rng: np.random.Generator, image: np.ndarray,
     if rng.random() < config.blur_probability:
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(*config.blur_sigma))
     if rng.random() < config.noise_probability:
-        noise = rng.normal(0, rng.uniform(*config.noise_sigma), out.shape)
-        out = np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+        noise = rng.standard_normal(out.shape, dtype=np.float32) * np.float32(rng.uniform(*config.noise_sigma))
+        out = np.clip(out + noise, 0, 255).astype(np.uint8)
     if rng.random() < config.jpeg_probability:
         quality = int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1))
         ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
