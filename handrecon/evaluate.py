@@ -231,7 +231,8 @@ def evaluate(weights, data, split: str = "evaluation", out=None, batch_size: int
 
     Args:
         weights: a saved model (``PATH`` of ``PATH.safetensors`` + ``PATH.json``, either file also accepted) or
-            a model object (an ``nn.Module`` with ``config.input_size``; then ``out`` is required).
+            a model object (an ``nn.Module`` with ``config.input_size``; then ``out`` is required; it is moved
+            to ``device`` and put back in its train/eval mode afterwards).
         data: folder of a dataset in the FreiHAND layout (real FreiHAND or ``handrecon synth`` output).
         split: ``"evaluation"`` or ``"training"``.
         out: output folder; default ``<weights folder>/eval_<split>/``.
@@ -274,11 +275,6 @@ def evaluate(weights, data, split: str = "evaluation", out=None, batch_size: int
             for what is not available.
         EvaluationError: a sample could not be loaded (the message names its index).
     """
-    from tqdm import tqdm
-
-    from handrecon import __version__
-    from handrecon.data import FreiHAND, TargetConfig, TrainingTransform
-
     if root not in ROOT_CHOICES:
         raise ValueError(f"root must be one of {ROOT_CHOICES}, got {root!r}")
     if int(batch_size) < 1:
@@ -295,7 +291,22 @@ def evaluate(weights, data, split: str = "evaluation", out=None, batch_size: int
     if not data_path.is_dir():
         raise FileNotFoundError(f"data folder not found: '{data_path}' (expected a dataset in the FreiHAND layout)")
 
+    was_training = weights.training if isinstance(weights, nn.Module) else False
     model, S, weights_path = _resolve_model(weights, device)
+    try:
+        return _run(model, S, weights_path, data_path, split, out, batch_size, num_workers, device, root, hand_model,
+                    transform, progress)
+    finally:
+        model.train(was_training)  # a model object passed in (e.g. by the trainer) gets its mode back
+
+
+def _run(model, S, weights_path, data_path, split, out, batch_size, num_workers, device, root, hand_model,
+         transform, progress) -> dict:
+    from tqdm import tqdm
+
+    from handrecon import __version__
+    from handrecon.data import FreiHAND, TargetConfig, TrainingTransform
+
     out_dir = Path(out) if out is not None else _default_out(weights_path, split)
     dataset = FreiHAND(data_path, split, hand_model=hand_model)
     if transform is None:
@@ -566,7 +577,7 @@ def _plot_pck(path: Path, pred, gt, what: str, auc_cs: float, auc_pa: float, roo
     ax.set_ylim(0, 1.01)
     ax.grid(True, alpha=0.3)
     ax.set_title(f"3D PCK of {what}, {len(pred)} samples")
-    ax.legend(loc="lower right")
+    ax.legend(loc="best", fontsize="small")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")

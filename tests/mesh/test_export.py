@@ -80,3 +80,17 @@ def test_bad_inputs_are_refused_and_nothing_is_written(tmp_path, mesh):
     with pytest.raises(ValueError, match="vertex_colors must be finite"):
         save_mesh(tmp_path / "m.ply", v, f, vertex_colors=np.full((len(v), 3), np.nan))
     assert os.listdir(tmp_path) == []
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import os
+
+    from handrecon.fileio import atomic_path
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "a.txt") as tmp:
+            open(tmp, "w").write("x")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
