@@ -27,7 +27,6 @@ import json
 from pathlib import Path
 from typing import Callable
 
-import torch
 from torch import nn
 
 from handrecon.fileio import atomic_path
@@ -135,4 +134,4 @@ _LOADED = [False]
 def _load_builtin():
     if not _LOADED[0]:
         _LOADED[0] = True
-        from handrecon.models import tiny  # noqa: F401  (registers its presets)
+        import handrecon.models.tiny  # noqa: F401  (importing registers its presets)
