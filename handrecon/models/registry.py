@@ -23,6 +23,7 @@ key                shape            meaning
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 from pathlib import Path
 from typing import Callable
@@ -134,4 +135,4 @@ _LOADED = [False]
 def _load_builtin():
     if not _LOADED[0]:
         _LOADED[0] = True
-        import handrecon.models.tiny  # noqa: F401  (importing registers its presets)
+        importlib.import_module("handrecon.models.tiny")  # importing registers its presets
