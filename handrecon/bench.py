@@ -27,7 +27,7 @@ def _render_only_ms(size: int, repeats: int) -> dict:
     samples = gen.generate(range(4))
     from handrecon.render.renderer import Mesh
 
-    mesh = Mesh(samples[0]["vertices"], gen._faces, color=(0.9, 0.7, 0.6))
+    mesh = Mesh(samples[0]["vertices"], gen.hand.faces, color=(0.9, 0.7, 0.6))
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
