@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 
-__all__ = ["bench_synth"]
+__all__ = ["bench_synth", "bench_complexity", "format_synth", "format_complexity"]
 
 
 def _render_only_ms(size: int, repeats: int) -> dict:
@@ -93,3 +93,50 @@ def format_synth(result: dict) -> str:
                          f"(runs: {result[key + '_all']})")
     return "\n".join(lines)
 
+
+
+#: the paper's figures the complexity table compares with: (parameters, multiply-adds, source)
+PAPER_COMPLEXITY = {
+    "mobrecon-dense": (8.1e6, 439.9e6, "MobRecon Table 4"),
+    "mobrecon-ghost": (5.3e6, 123.5e6, "MobRecon Table 4"),
+}
+
+
+def bench_complexity(presets=None, out_json=None) -> dict:
+    """{preset: {parameters, used_parameters, macs, input_size, paper}} for the registered model presets
+    (default: every preset but the test model), counted as the papers count (see :mod:`handrecon.nn.complexity`)."""
+    import torch
+
+    from handrecon.models import build_model, list_models
+    from handrecon.nn import count_complexity
+
+    names = list(presets) if presets else [n for n in list_models() if n != "tiny"]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = {}
+        for name in names:
+            c = count_complexity(build_model(name))
+            c["paper"] = PAPER_COMPLEXITY.get(name)
+            result[name] = c
+    finally:
+        torch.set_num_threads(before)
+    if out_json:
+        Path(out_json).parent.mkdir(parents=True, exist_ok=True)
+        Path(out_json).write_text(json.dumps(result, indent=2))
+    return result
+
+
+def format_complexity(result: dict) -> str:
+    lines = [f"{'preset':<22} {'input':>5} {'params (M)':>10} {'used (M)':>9} {'Mult-Adds (M)':>13}   paper",
+             "-" * 90]
+    for name, c in result.items():
+        paper = ""
+        if c.get("paper"):
+            p, m, src = c["paper"]
+            paper = (f"{p / 1e6:.1f} M, {m / 1e6:.1f} M ({src}): {100 * (c['used_parameters'] / p - 1):+.1f}% / "
+                     f"{100 * (c['macs'] / m - 1):+.1f}%")
+        lines.append(f"{name:<22} {c['input_size']:>5} {c['parameters'] / 1e6:>10.2f} {c['used_parameters'] / 1e6:>9.2f} "
+                     f"{c['macs'] / 1e6:>13.1f}   {paper}")
+    lines.append("Used = parameters that get a gradient; Mult-Adds = matrix and convolution work for one image.")
+    return "\n".join(lines)

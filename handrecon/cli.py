@@ -116,6 +116,12 @@ def _cmd_eval(args) -> int:
 def _cmd_bench(args) -> int:
     from handrecon import bench
 
+    if args.complexity:
+        print(bench.format_complexity(bench.bench_complexity(args.presets or None, out_json=args.json)))
+        return 0
+    if args.what is None:
+        print("error: name what to measure (synth) or pass --complexity", file=sys.stderr)
+        return 2
     if args.what == "synth":
         result = bench.bench_synth(num=args.num, size=args.size, repeats=args.repeats, out_json=args.json)
         print(bench.format_synth(result))
@@ -227,11 +233,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser(
         "bench", help="measure speed (medians; compare ratios within one run)",
-        description="Speed measurements. 'synth': renderer ms/frame and synthetic-data images/s with 1 and "
-                    "2 worker processes, JPEG encoding and file writes included.",
-        epilog="example: handrecon bench synth --num 512 --json outputs/bench/synth.json",
+        description="Speed and size measurements. '--complexity': parameters (all and used) and "
+                    "multiply-adds of every model preset, next to the papers' figures. 'synth': renderer "
+                    "ms/frame and synthetic-data images/s with 1 and 2 worker processes, JPEG encoding and "
+                    "file writes included.",
+        epilog="examples:\n  handrecon bench --complexity\n"
+               "  handrecon bench synth --num 512 --json outputs/bench/synth.json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    bench.add_argument("what", choices=("synth",), help="what to measure")
+    bench.add_argument("what", nargs="?", choices=("synth",), help="what to measure")
+    bench.add_argument("--complexity", action="store_true",
+                       help="print parameters and multiply-adds per model preset")
+    bench.add_argument("--presets", nargs="*", default=None, help="with --complexity: only these presets")
     bench.add_argument("--num", type=int, default=512, help="images per timed run (default: 512)")
     bench.add_argument("--size", type=int, default=224, help="image side (default: 224)")
     bench.add_argument("--repeats", type=int, default=3, help="timed runs per setting (default: 3)")

@@ -141,13 +141,12 @@ def _collate(items: list[dict]) -> dict:
 # ----------------------------------------------------------------------------------------------------------
 # geometry
 # ----------------------------------------------------------------------------------------------------------
-def _crop_to_source_2d(uv_norm: torch.Tensor, affine: torch.Tensor, size: int) -> torch.Tensor:
-    """(B,N,2) normalised crop coordinates -> (B,N,2) source-image pixels (``x S - 0.5``, inverse affine)."""
+def _crop_to_source_2d(crop_px: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
+    """(B,N,2) crop pixels -> (B,N,2) source-image pixels (inverse of the crop affine)."""
     from handrecon.camera import apply_affine, invert_affine
 
-    crop_px = uv_norm.double() * size - 0.5
     inv = torch.as_tensor(invert_affine(affine.numpy()))
-    return apply_affine(crop_px, inv)
+    return apply_affine(crop_px.double(), inv)
 
 
 def _silhouette_to_source(prob: np.ndarray, affine: np.ndarray, crop_size: int, image_size) -> np.ndarray:
@@ -215,11 +214,11 @@ def _default_out(where, split: str) -> Path:
 
 
 def _check_output(out: dict, B: int) -> None:
-    v = out.get("vertices_rel") if isinstance(out, dict) else None
+    v = out.get("vertices") if isinstance(out, dict) else None
     if not isinstance(v, torch.Tensor) or tuple(v.shape[1:]) != (778, 3) or v.shape[0] != B:
         got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
-        raise ValueError(f"the model must return a dict with 'vertices_rel' of shape ({B}, 778, 3), got {got}")
-    for key, shape in (("keypoints_rel", (21, 3)), ("keypoints_2d", (21, 2))):
+        raise ValueError(f"the model must return a dict with 'vertices' of shape ({B}, 778, 3), got {got}")
+    for key, shape in (("keypoints", (21, 3)), ("keypoints_2d", (21, 2))):
         t = out.get(key)
         if t is not None and tuple(t.shape) != (B, *shape):
             raise ValueError(f"model output '{key}' must have shape ({B}, {shape[0]}, {shape[1]}), got {tuple(t.shape)}")
@@ -352,16 +351,16 @@ def _run(model, S, weights_path, data_path, split, out, batch_size, num_workers,
             output = model(batch["image"].to(device))
             _check_output(output, B)
             R = batch["rotation"]  # (B,3,3): crop = R source
-            verts = output["vertices_rel"].detach().double().cpu() @ R  # rows: p_source = R^T p_crop
-            if output.get("keypoints_rel") is not None:
-                kps = output["keypoints_rel"].detach().double().cpu() @ R
+            verts = output["vertices"].detach().double().cpu() @ R  # rows: p_source = R^T p_crop
+            if output.get("keypoints") is not None:
+                kps = output["keypoints"].detach().double().cpu() @ R
                 state["keypoints_source"] = "model"
             else:
                 kps = regressor @ verts
                 state["keypoints_source"] = "regressed"
             uv = None
             if output.get("keypoints_2d") is not None:
-                uv = _crop_to_source_2d(output["keypoints_2d"].detach().double().cpu(), batch["affine"], S)
+                uv = _crop_to_source_2d(output["keypoints_2d"].detach().double().cpu(), batch["affine"])
                 pred_uv[idx] = uv.numpy()
             state["has_2d"] = uv is not None
             sil_prob = None

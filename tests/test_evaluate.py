@@ -113,9 +113,10 @@ class Oracle(nn.Module):
         d = (image[:, None] - self.image[None]).flatten(2).square().sum(-1)
         dist, j = d.min(1)
         assert float(dist.max()) == 0.0
-        out = {"vertices_rel": self.vertices_rel[j], "keypoints_2d": self.keypoints_2d[j]}
+        # the model interface: root-relative ``vertices``/``keypoints``, ``keypoints_2d`` in input pixels
+        out = {"vertices": self.vertices_rel[j], "keypoints_2d": self.keypoints_2d[j] * SIZE - 0.5}
         if self.with_keypoints:
-            out["keypoints_rel"] = self.keypoints_rel[j]
+            out["keypoints"] = self.keypoints_rel[j]
         if self.with_silhouette:
             out["silhouette"] = (self.silhouette[j] - 0.5) * 20.0  # logits of the true mask
         return out

@@ -2,8 +2,9 @@
 
 Conventions of the targets (every model and loss relies on them):
 
-* **Image**: float32 (3, S, S), ``(rgb / 255 - 0.5) / 0.5``, i.e. in [-1, 1] (the CMR/MobRecon code's
-  normalisation); :func:`normalize_image` / :func:`denormalize_image`.
+* **Image**: float32 (3, S, S) RGB in [0, 1] (``rgb / 255``); every model normalises its input itself
+  (:class:`handrecon.nn.ImageNormalization`), so the Predictor, ONNX export and training feed the same thing;
+  :func:`image_to_float` / :func:`float_to_image`.
 * **Normalised 2D keypoints**: ``(u + 0.5) / S`` for crop pixels ``u`` (pixel ``i`` centred at ``i``) of an
   ``S``-pixel crop, so [0, 1] spans the crop's full extent whatever its resolution (the same convention as
   ``torch.nn.functional.grid_sample(..., align_corners=False)`` after ``2 x - 1``);
@@ -32,10 +33,8 @@ from handrecon.data.augment import Augmentation, View, augment_sample, relative_
 from handrecon.data.sample import FLAG_KEYS
 
 __all__ = [
-    "IMAGE_MEAN",
-    "IMAGE_STD",
-    "normalize_image",
-    "denormalize_image",
+    "image_to_float",
+    "float_to_image",
     "normalize_keypoints",
     "denormalize_keypoints",
     "normalized_affine",
@@ -48,23 +47,19 @@ __all__ = [
     "TrainingTransform",
 ]
 
-IMAGE_MEAN = 0.5
-IMAGE_STD = 0.5
-
-
-def normalize_image(image: np.ndarray) -> np.ndarray:
-    """uint8 (H, W, 3) RGB -> float32 (3, H, W) in [-1, 1]."""
+def image_to_float(image: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) RGB -> float32 (3, H, W) in [0, 1] (what every model takes)."""
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
-    return np.ascontiguousarray(((image.astype(np.float32) / 255.0 - IMAGE_MEAN) / IMAGE_STD).transpose(2, 0, 1))
+    return np.ascontiguousarray((image.astype(np.float32) / 255.0).transpose(2, 0, 1))
 
 
-def denormalize_image(image) -> np.ndarray:
-    """float (3, H, W) (numpy or tensor) from :func:`normalize_image` -> uint8 (H, W, 3) RGB."""
+def float_to_image(image) -> np.ndarray:
+    """float (3, H, W) in [0, 1] (numpy or tensor) from :func:`image_to_float` -> uint8 (H, W, 3) RGB."""
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu().numpy()
-    rgb = (np.asarray(image, np.float32).transpose(1, 2, 0) * IMAGE_STD + IMAGE_MEAN) * 255.0
+    rgb = np.asarray(image, np.float32).transpose(1, 2, 0) * 255.0
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
@@ -197,7 +192,7 @@ class TrainingTransform:
     Output keys (S = ``input_size``; every float is float32):
 
     ==================  ==============  ==========================================================
-    ``image``           (3, S, S)       normalised to [-1, 1] (see the module docstring)
+    ``image``           (3, S, S)       RGB in [0, 1] (see the module docstring)          
     ``K``               (3, 3)          intrinsics of the crop
     ``affine``          (2, 3)          source-image pixels -> crop pixels
     ``rotation``        (3, 3)          rotation applied to the 3D labels (crop camera = R x source camera)
@@ -273,7 +268,7 @@ class TrainingTransform:
         S = cfg.input_size
         f32 = lambda a: torch.as_tensor(np.asarray(a, np.float32))  # noqa: E731
         out = {
-            "image": torch.from_numpy(normalize_image(s["image"])),
+            "image": torch.from_numpy(image_to_float(s["image"])),
             "K": f32(s["K"]),
             "affine": f32(view.affine),
             "rotation": f32(view.rotation),

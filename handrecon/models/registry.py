@@ -5,18 +5,19 @@ A preset is a name bound to a model class and a default config (a dataclass). ``
 :func:`save_model` can write weights (safetensors) plus a JSON with both, and :func:`load_model` can
 rebuild it anywhere without pickle.
 
-The model interface every family implements: ``model(image)`` with ``image`` float32 (B,3,S,S) normalised
-as ``handrecon.data.targets.normalize_image`` returns a dict of tensors named like the training targets:
+The model interface every family implements: ``model(image)`` with ``image`` float32 (B,3,S,S) RGB in [0, 1]
+(each model normalises its input itself, so training, the Predictor and an ONNX export feed the same thing) and
+an ``input_size`` attribute (S) returns a dict of tensors:
 
 =================  ===============  =========================================================
 key                shape            meaning
 =================  ===============  =========================================================
-``vertices_rel``   (B,778,3)        root-relative vertices, metres, crop camera frame
+``vertices``       (B,778,3)        root-relative vertices, metres, crop camera frame
 ``vertices_l1..``  (B,V_l,3)        coarser mesh levels (optional; for per-level losses)
-``keypoints_2d``   (B,21,2)         normalised crop coordinates in [0,1] (optional)
+``keypoints_2d``   (B,21,2)         keypoints in input pixels, pixel i centred at i (optional)
 ``heatmaps``       (B,21,h,w)       joint heatmap logits (optional)
-``silhouette``     (B,1,s,s)        silhouette logits (optional)
-``keypoints_rel``  (B,21,3)         root-relative keypoints (optional; else regressed)
+``silhouette``     (B,1,s,s)        silhouette logits over the whole input (optional)
+``keypoints``      (B,21,3)         root-relative keypoints (optional; else regressed from vertices)
 =================  ===============  =========================================================
 """
 
@@ -135,4 +136,5 @@ _LOADED = [False]
 def _load_builtin():
     if not _LOADED[0]:
         _LOADED[0] = True
-        importlib.import_module("handrecon.models.tiny")  # importing registers its presets
+        for module in ("tiny", "mobrecon"):  # importing a family registers its presets
+            importlib.import_module(f"handrecon.models.{module}")

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from handrecon.nn.normalization import ImageNormalization, check_image_batch
+from handrecon.models.common import default_template, default_topology
 from handrecon.models.registry import register_model
 
 __all__ = ["TinyConfig", "TinyMeshNet"]
@@ -25,27 +27,17 @@ class TinyConfig:
     channels: tuple = (16, 32, 64, 64)
 
 
-def _template_and_up():
-    from handrecon.hand import load_hand_model
-    from handrecon.mesh import load_topology
-
-    hand = load_hand_model("open")
-    topo = load_topology(hand)
-    with torch.no_grad():
-        rest = hand(hand.named_pose("relaxed")[None])
-    template = rest.vertices[0] - rest.keypoints[0, 0]
-    return template, topo
-
-
 class TinyMeshNet(nn.Module):
     def __init__(self, config: TinyConfig):
         super().__init__()
+        self.input_size = int(config.input_size)
+        self.normalize = ImageNormalization()
         layers, c_in = [], 3
         for c in config.channels:
             layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
             c_in = c
         self.encoder = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        template, topo = _template_and_up()
+        template, topo = default_template(), default_topology()
         levels = [template]
         for down in topo.down:
             levels.append(torch.sparse.mm(down, levels[-1]))
@@ -59,19 +51,19 @@ class TinyMeshNet(nn.Module):
         nn.init.zeros_(self.to_coarse.bias)
 
     def forward(self, image: torch.Tensor) -> dict:
-        """image (B,3,S,S) -> dict with ``vertices_rel`` (B,778,3), ``vertices_l1..l4`` and
+        """image (B,3,S,S) -> dict with ``vertices`` (B,778,3), ``vertices_l1..l4`` and
         ``keypoints_2d`` (B,21,2) in [0,1]."""
-        if image.ndim != 4 or image.shape[1] != 3:
-            raise ValueError(f"image must have shape (B, 3, H, W), got {tuple(image.shape)}")
-        feat = self.encoder(image)
+        check_image_batch(image)
+        feat = self.encoder(self.normalize(image))
         B = feat.shape[0]
         coarse = self.coarse_template + 0.05 * self.to_coarse(feat).view(B, -1, 3)
         out = {f"vertices_l{self.num_levels - 1}": coarse}
         current = coarse
         for level in range(self.num_levels - 2, -1, -1):
             current = getattr(self, f"up{level}") @ current
-            out["vertices_rel" if level == 0 else f"vertices_l{level}"] = current
-        out["keypoints_2d"] = torch.sigmoid(self.to_keypoints(feat)).view(B, 21, 2)
+            out["vertices" if level == 0 else f"vertices_l{level}"] = current
+        size = image.shape[-1]
+        out["keypoints_2d"] = torch.sigmoid(self.to_keypoints(feat)).view(B, 21, 2) * size - 0.5  # input pixels
         return out
 
 

@@ -70,10 +70,13 @@ def _choices(*values, default):
 
 @dataclass
 class ModelConfig:
-    """name: a model preset (``handrecon models``); overrides: fields of that preset's config."""
+    """name: a model preset (``handrecon models``); overrides: fields of that preset's config; init: weights
+    to start from (``PATH.safetensors`` written by ``save_model``, e.g. ``runs/x/model.safetensors``), for
+    fine-tuning or continuing a finished run with a new schedule."""
 
     name: str = "tiny"
     overrides: dict = field(default_factory=dict)
+    init: str | None = None
 
 
 @dataclass

@@ -5,16 +5,21 @@ A term of ``config.loss`` is active when its weight is > 0 and the model outputs
 ==================  ==============================================  ==========================================
 term                model output                                    label (valid where)
 ==================  ==============================================  ==========================================
-``mesh``            ``vertices_rel``, ``vertices_l1``.. per weight  same keys (``has_vertices``)
-``keypoint_3d``     ``keypoints_rel``, else ``vertices_rel``        ``keypoints_rel`` (``has_keypoints_3d``);
+``mesh``            ``vertices``, ``vertices_l1``.. per weight      ``vertices_rel``, ``vertices_l1``..
+                                                                    (``has_vertices``)
+``keypoint_3d``     ``keypoints``, else ``vertices``                ``keypoints_rel`` (``has_keypoints_3d``);
                     (keypoints regressed with the hand's regressor)
-``keypoint_2d``     ``keypoints_2d``                                ``keypoints_2d`` (``has_keypoints_2d``)
+``keypoint_2d``     ``keypoints_2d`` (input pixels)                 ``keypoints_2d`` (normalised; the model's
+                                                                    pixels are normalised before the loss)
 ``heatmap``         ``heatmaps`` (logits)                           ``heatmaps`` (``has_keypoints_2d``)
 ``silhouette``      ``silhouette`` (logits)                         ``silhouette`` (``has_mask``)
-``normal``/``edge`` ``vertices_rel``                                ``vertices_rel`` (``has_vertices``)
+``normal``/``edge`` ``vertices``                                    ``vertices_rel`` (``has_vertices``)
 ``consistency_2d``  ``keypoints_2d`` of two views                   ``affine_rel`` (normalised coordinates)
-``consistency_3d``  ``vertices_rel`` of two views                   ``rotation_rel``
+``consistency_3d``  ``vertices`` of two views                       ``rotation_rel``
 ==================  ==============================================  ==========================================
+
+Model outputs follow :mod:`handrecon.models.registry` (``vertices`` root-relative metres, ``keypoints_2d`` in
+input pixels); labels follow :mod:`handrecon.data.targets` (``vertices_rel``, normalised ``keypoints_2d``).
 """
 
 from __future__ import annotations
@@ -29,20 +34,31 @@ __all__ = ["Objective", "ValidationAccumulator", "NEEDS"]
 
 #: Model outputs each term needs (any one of them for keypoint_3d).
 NEEDS = {
-    "mesh": ("vertices_rel",),
-    "keypoint_3d": ("keypoints_rel", "vertices_rel"),
+    "mesh": ("vertices",),
+    "keypoint_3d": ("keypoints", "vertices"),
     "keypoint_2d": ("keypoints_2d",),
     "heatmap": ("heatmaps",),
     "silhouette": ("silhouette",),
-    "normal": ("vertices_rel",),
-    "edge": ("vertices_rel",),
+    "normal": ("vertices",),
+    "edge": ("vertices",),
     "consistency_2d": ("keypoints_2d",),
-    "consistency_3d": ("vertices_rel",),
+    "consistency_3d": ("vertices",),
 }
 
 
 def _level_key(level: int) -> str:
+    """Model output key of mesh level ``level``."""
+    return "vertices" if level == 0 else f"vertices_l{level}"
+
+
+def _label_key(level: int) -> str:
+    """Label key of mesh level ``level``."""
     return "vertices_rel" if level == 0 else f"vertices_l{level}"
+
+
+def normalized_keypoints_2d(out: dict, size: int) -> torch.Tensor:
+    """The model's ``keypoints_2d`` (input pixels) as normalised crop coordinates ``(u + 0.5) / size``."""
+    return (out["keypoints_2d"] + 0.5) / size
 
 
 class Objective:
@@ -94,10 +110,10 @@ class Objective:
         return max((lv for lv, _ in self.mesh_levels), default=0)
 
     def keypoints(self, out: dict) -> torch.Tensor:
-        """Root-relative 3D keypoints of a prediction: ``keypoints_rel`` or regressed from ``vertices_rel``."""
-        if "keypoints_rel" in out:
-            return out["keypoints_rel"]
-        return losses.regress_keypoints(out["vertices_rel"], self.regressor)
+        """Root-relative 3D keypoints of a prediction: ``keypoints`` or regressed from ``vertices``."""
+        if "keypoints" in out:
+            return out["keypoints"]
+        return losses.regress_keypoints(out["vertices"], self.regressor)
 
     def __call__(self, out: dict, batch: dict, pairs: tuple | None = None, terms=None) -> dict:
         """{term: scalar} for the active terms (restricted to ``terms`` if given).
@@ -110,35 +126,38 @@ class Objective:
         for term in want:
             if term == "mesh":
                 preds = [out[_level_key(lv)] for lv, _ in self.mesh_levels]
-                targets = [batch[_level_key(lv)] for lv, _ in self.mesh_levels]
+                targets = [batch[_label_key(lv)] for lv, _ in self.mesh_levels]
                 t[term] = losses.multilevel_mesh_l1(preds, targets, [w for _, w in self.mesh_levels],
                                                     valid=batch["has_vertices"])
             elif term == "keypoint_3d":
-                if "keypoints_rel" in out:
-                    t[term] = losses.keypoint_l1(out["keypoints_rel"], batch["keypoints_rel"],
+                if "keypoints" in out:
+                    t[term] = losses.keypoint_l1(out["keypoints"], batch["keypoints_rel"],
                                                  valid=batch["has_keypoints_3d"])
                 else:
-                    t[term] = losses.keypoint_3d_l1(out["vertices_rel"], batch["keypoints_rel"], self.regressor,
+                    t[term] = losses.keypoint_3d_l1(out["vertices"], batch["keypoints_rel"], self.regressor,
                                                     valid=batch["has_keypoints_3d"])
             elif term == "keypoint_2d":
-                t[term] = losses.keypoint_2d_l1(out["keypoints_2d"], batch["keypoints_2d"],
+                size = batch["image"].shape[-1]
+                t[term] = losses.keypoint_2d_l1(normalized_keypoints_2d(out, size), batch["keypoints_2d"],
                                                 valid=batch["has_keypoints_2d"])
             elif term == "heatmap":
                 t[term] = losses.heatmap_bce(out["heatmaps"], batch["heatmaps"], valid=batch["has_keypoints_2d"])
             elif term == "silhouette":
                 t[term] = losses.silhouette_bce(out["silhouette"], batch["silhouette"], valid=batch["has_mask"])
             elif term == "normal":
-                t[term] = losses.normal_loss(out["vertices_rel"], batch["vertices_rel"], self.faces,
+                t[term] = losses.normal_loss(out["vertices"], batch["vertices_rel"], self.faces,
                                              valid=batch["has_vertices"])
             elif term == "edge":
-                t[term] = losses.edge_length_loss(out["vertices_rel"], batch["vertices_rel"], self.faces,
+                t[term] = losses.edge_length_loss(out["vertices"], batch["vertices_rel"], self.faces,
                                                   valid=batch["has_vertices"])
             elif term == "consistency_2d" and pairs is not None:
                 o1, o2, pb = pairs
-                t[term] = losses.consistency_2d(o1["keypoints_2d"], o2["keypoints_2d"], pb["affine_rel"])
+                size = batch["image"].shape[-1]
+                t[term] = losses.consistency_2d(normalized_keypoints_2d(o1, size), normalized_keypoints_2d(o2, size),
+                                                pb["affine_rel"])
             elif term == "consistency_3d" and pairs is not None:
                 o1, o2, pb = pairs
-                t[term] = losses.consistency_3d(o1["vertices_rel"], o2["vertices_rel"], pb["rotation_rel"])
+                t[term] = losses.consistency_3d(o1["vertices"], o2["vertices"], pb["rotation_rel"])
         return t
 
 
@@ -169,9 +188,9 @@ class ValidationAccumulator:
         if loss is not None:
             self.loss_sum += loss * B
             self.loss_count += B
-        if "vertices_rel" in out:
+        if "vertices" in out:
             pred_kp = objective.keypoints(out).detach().double().cpu()
-            pred_v = out["vertices_rel"].detach().double().cpu()
+            pred_v = out["vertices"].detach().double().cpu()
             gt_kp = batch["keypoints_rel"].double().cpu()
             gt_v = batch["vertices_rel"].double().cpu()
             shift = (pred_kp[:, :1] - gt_kp[:, :1])
@@ -189,7 +208,8 @@ class ValidationAccumulator:
         if "keypoints_2d" in out:
             has_2d = batch["has_keypoints_2d"].cpu().numpy() > 0
             if has_2d.any():
-                d = (out["keypoints_2d"].detach().double().cpu() - batch["keypoints_2d"].double().cpu())
+                pred = normalized_keypoints_2d(out, self.input_size).detach().double().cpu()
+                d = pred - batch["keypoints_2d"].double().cpu()
                 err = torch.linalg.vector_norm(d, dim=-1).mean(-1) * self.input_size
                 self._add("kp2d_px", err.numpy()[has_2d])
 

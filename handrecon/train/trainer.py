@@ -107,6 +107,30 @@ def _fmt(values: dict) -> str:
     return ", ".join(f"{k}={v:.4g}" for k, v in values.items())
 
 
+def _load_init_weights(model, path) -> None:
+    """Load ``path`` (safetensors) into ``model``; every tensor must fit (config key ``model.init``)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    if p.suffix != ".safetensors":
+        p = p.with_suffix(".safetensors")
+    if not p.is_file():
+        raise ConfigError(f"config key 'model.init': {p} is not a file (expected weights written by save_model)")
+    try:
+        state = load_file(str(p))
+    except (SafetensorError, OSError) as exc:
+        raise ConfigError(f"config key 'model.init': {p} is not a readable safetensors file ({exc})") from None
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        raise ConfigError(f"config key 'model.init': {p} does not fit the model: "
+                          f"{str(exc).splitlines()[-1].strip()}") from None
+    if missing or unexpected:
+        raise ConfigError(f"config key 'model.init': {p} does not fit the model: missing {missing[:5]}, "
+                          f"unexpected {unexpected[:5]}")
+
+
 class Trainer:
     """Builds the model, data, optimiser and logs of a run; :meth:`fit` trains.
 
@@ -173,6 +197,8 @@ class Trainer:
             model = build_model(cfg.model.name, **cfg.model.overrides)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"config key 'model': {exc}") from None
+        if cfg.model.init:
+            _load_init_weights(model, cfg.model.init)
         model_size = getattr(model.config, "input_size", None)
         size = cfg.data.input_size or model_size or 128
         if model_size is not None and int(model_size) != int(size):

@@ -12,13 +12,13 @@ from handrecon.data import (
     TargetConfig,
     TrainingTransform,
     TransformedDataset,
-    denormalize_image,
+    float_to_image,
     denormalize_keypoints,
     downsampling_matrices,
     joint_heatmaps,
     make_sample,
     mesh_levels,
-    normalize_image,
+    image_to_float,
     normalize_keypoints,
     silhouette,
 )
@@ -50,9 +50,9 @@ def test_normalisation_round_trips():
     np.testing.assert_allclose(n, [[0.5 / 128, 0.5 / 128], [1 - 0.5 / 128, 64 / 128]])
     np.testing.assert_allclose(denormalize_keypoints(n, 128), uv)
     img = np.random.default_rng(0).integers(0, 256, (5, 6, 3), dtype=np.uint8)
-    t = normalize_image(img)
-    assert t.shape == (3, 5, 6) and t.min() >= -1 and t.max() <= 1
-    np.testing.assert_array_equal(denormalize_image(torch.from_numpy(t)), img)
+    t = image_to_float(img)
+    assert t.shape == (3, 5, 6) and t.min() >= 0 and t.max() <= 1 and t.max() > 0.9
+    np.testing.assert_array_equal(float_to_image(torch.from_numpy(t)), img)
 
 
 def test_silhouette_is_an_area_resize():

@@ -12,7 +12,7 @@ def test_presets_build_save_and_load(tmp_path):
     assert model.config.channels == (8, 8, 16, 16)
     with torch.no_grad():
         out = model(torch.randn(2, 3, 64, 64))
-    assert out["vertices_rel"].shape == (2, 778, 3) and out["keypoints_2d"].shape == (2, 21, 2)
+    assert out["vertices"].shape == (2, 778, 3) and out["keypoints_2d"].shape == (2, 21, 2)
     assert out["vertices_l4"].shape == (2, 49, 3)
     save_model(model, tmp_path / "m", extra={"note": "x"})
     info = json.loads((tmp_path / "m.json").read_text())
@@ -20,7 +20,7 @@ def test_presets_build_save_and_load(tmp_path):
     again = load_model(tmp_path / "m.safetensors").eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        assert torch.equal(model(x)["vertices_rel"], again(x)["vertices_rel"])
+        assert torch.equal(model(x)["vertices"], again(x)["vertices"])
 
 
 def test_errors_name_what_is_wrong(tmp_path):

@@ -43,7 +43,7 @@ def test_tiny_model_learns_and_writes_loadable_files(make_config, tmp_path):
     model.eval()
     with torch.no_grad():
         pred = model(torch.zeros(1, 3, 64, 64))
-    assert pred["vertices_rel"].shape == (1, 778, 3)
+    assert pred["vertices"].shape == (1, 778, 3)
 
     # the resumable state: plain data readable with weights_only=True, and its own loadable model
     state = torch.load(out / "checkpoint" / "state.pt", weights_only=True)
@@ -110,7 +110,7 @@ def test_nan_guard_catches_non_finite_gradients_after_a_checkpoint(make_config, 
     def poisoned(self, out, batch, pairs=None, terms=None):
         t = original(self, out, batch, pairs, terms)
         if self.calls >= 3:  # finite loss (0 added), NaN gradient: d sqrt(x) / dx at 0
-            t["mesh"] = t["mesh"] + torch.sqrt(out["vertices_rel"] * 0).sum()
+            t["mesh"] = t["mesh"] + torch.sqrt(out["vertices"] * 0).sum()
         self.calls += 1
         return t
 

@@ -1,0 +1,58 @@
+"""Small convolutional units of the mobile encoders (MobRecon's DenseStack; see :mod:`handrecon.nn.densestack`).
+
+- :func:`conv_bn_relu`: convolution (no bias) + batch norm + ReLU, each part optional.
+- :class:`SeparableUnit`: depth-wise 3x3 convolution(s) + point-wise 1x1 convolution, each with batch norm and
+  ReLU, and a residual connection when the shape is kept (MobileNet's unit as the authors' ``mobile_unit``).
+- :class:`SqueezeExcitation`: channel attention ``x * sigmoid(fc2(act(fc1(avgpool(x)))))``, the hidden width
+  ``min(C/2, 256)``, with batch norm on the fully connected layers and a ReLU clipped at 4 as in the code.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["conv_bn_relu", "SeparableUnit", "SqueezeExcitation"]
+
+
+def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1, groups: int = 1,
+                 bn: bool = True, relu: bool = True) -> nn.Sequential:
+    """Conv2d (no bias, 'same' padding for odd kernels) [+ BatchNorm2d] [+ ReLU]."""
+    layers = [nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups, bias=False)]
+    if bn:
+        layers.append(nn.BatchNorm2d(out_channels))
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class SeparableUnit(nn.Module):
+    """(B,C_in,H,W) -> (B,C_out,H/stride,W/stride): ``depthwise`` 3x3 convs (the last with ``stride``), then a
+    1x1 conv; plus the input when ``stride == 1`` and ``C_in == C_out``."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, num_depthwise: int = 1):
+        super().__init__()
+        self.depthwise = nn.Sequential(*[
+            conv_bn_relu(in_channels, in_channels, 3, stride if i == num_depthwise - 1 else 1, groups=in_channels)
+            for i in range(num_depthwise)])
+        self.pointwise = conv_bn_relu(in_channels, out_channels)
+        self.residual = stride == 1 and in_channels == out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.pointwise(self.depthwise(x))
+        return out + x if self.residual else out
+
+
+class SqueezeExcitation(nn.Module):
+    """(B,C,H,W) -> (B,C,H,W) rescaled per channel by a gate computed from the global average."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        hidden = min(channels // 2, 256)
+        self.gate = nn.Sequential(
+            nn.Linear(channels, hidden, bias=False), nn.BatchNorm1d(hidden), nn.Hardtanh(0.0, 4.0),
+            nn.Linear(hidden, channels, bias=False), nn.BatchNorm1d(channels), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.gate(x.mean((2, 3)))
+        return x * w[:, :, None, None]
