@@ -1,7 +1,7 @@
 """Models that ship inside the package (weights in ``handrecon/assets/models``), loadable offline.
 
 >>> from handrecon.models.pretrained import load_pretrained, list_pretrained
->>> model = load_pretrained()                 # the default: MobRecon DenseStack + silhouette, synthetic data
+>>> model = load_pretrained()                 # the default: MobRecon GhostStack + silhouette, synthetic data
 >>> list_pretrained()                         # {name: description}
 
 A bundled model is ``NAME.safetensors`` (float16 weights, at most 25 MB) + ``NAME.json`` (preset, config, the
@@ -19,7 +19,7 @@ from handrecon.fileio import atomic_path
 
 __all__ = ["DEFAULT_MODEL", "list_pretrained", "pretrained_path", "load_pretrained", "bundle_model"]
 
-DEFAULT_MODEL = "mobrecon-dense-sil-synth"
+DEFAULT_MODEL = "mobrecon-ghost-sil-synth"
 MAX_BUNDLE_BYTES = 25 * 1024 * 1024
 
 

@@ -175,7 +175,8 @@ class TrainConfig:
     """Length of the run and its bookkeeping. Exactly one of ``steps`` / ``epochs``. ``*_every`` count steps
     (0 = never; a checkpoint and the final model are always written at the end). device: auto = CUDA when
     available. deterministic: deterministic algorithms (slower on GPU). find_unused_parameters: for
-    DistributedDataParallel; None = when some model output feeds no loss term."""
+    DistributedDataParallel; None = when some model output feeds no loss term. threads: CPU threads of the
+    training process (None = torch's default; 1 keeps a CPU run fast when other processes compete)."""
 
     steps: int | None = None
     epochs: int | None = None
@@ -188,6 +189,7 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = True
     find_unused_parameters: bool | None = None
+    threads: int | None = None
 
 
 @dataclass
@@ -389,6 +391,8 @@ def _validate(cfg: TrainingConfig) -> None:
            f"must be increasing positive numbers, got {o.milestones}")
     _check(o.gamma > 0, "optim.gamma", f"must be positive, got {o.gamma}")
     _check(o.warmup >= 0, "optim.warmup", f"must be >= 0, got {o.warmup}")
+    _check(cfg.train.threads is None or int(cfg.train.threads) >= 1, "train.threads",
+           f"must be >= 1, got {cfg.train.threads}")
     _check(0 <= o.min_lr <= o.lr, "optim.min_lr", f"must be in [0, optim.lr], got {o.min_lr}")
     _check(o.grad_clip >= 0, "optim.grad_clip", f"must be >= 0 (0 = off), got {o.grad_clip}")
 

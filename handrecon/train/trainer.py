@@ -188,6 +188,8 @@ class Trainer:
             resume = False
 
         seed_everything(cfg.train.seed)
+        if cfg.train.threads:
+            torch.set_num_threads(int(cfg.train.threads))
         from handrecon.data import Augmentation, TargetConfig, TrainingTransform
         from handrecon.hand import load_hand_model
         from handrecon.mesh import load_topology
