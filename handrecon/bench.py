@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 
-__all__ = ["bench_synth", "bench_complexity", "format_synth", "format_complexity"]
+__all__ = ["bench_synth", "bench_complexity", "bench_models", "matmul_peak_gflops", "format_synth",
+           "format_complexity", "format_models"]
 
 
 def _render_only_ms(size: int, repeats: int) -> dict:
@@ -139,4 +140,158 @@ def format_complexity(result: dict) -> str:
         lines.append(f"{name:<22} {c['input_size']:>5} {c['parameters'] / 1e6:>10.2f} {c['used_parameters'] / 1e6:>9.2f} "
                      f"{c['macs'] / 1e6:>13.1f}   {paper}")
     lines.append("Used = parameters that get a gradient; Mult-Adds = matrix and convolution work for one image.")
+    return "\n".join(lines)
+
+
+def _median_seconds(fn, repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def matmul_peak_gflops(threads: int, size: int = 1024, repeats: int = 7) -> float:
+    """Median fp32 GFLOP/s of a ``size``-square matrix product in torch with ``threads`` threads: the
+    same-run reference that model throughput is compared with."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a, b = torch.rand(size, size), torch.rand(size, size)
+        s = _median_seconds(lambda: torch.mm(a, b), repeats)
+    finally:
+        torch.set_num_threads(before)
+    return 2 * size ** 3 / s / 1e9
+
+
+def _ort_session(path, threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def bench_models(presets=("mobrecon-dense", "mobrecon-ghost"), batches=(1, 32), threads=(1, 2),
+                 runtimes=("torch", "onnx"), repeats: int = 30, predict: bool = True, registration: bool = True,
+                 out_json=None, progress: bool = True) -> dict:
+    """Model speed on this CPU: per preset, runtime, thread count and batch size the median latency (ms per
+    batch), throughput (images/s) and achieved GFLOP/s as a fraction of a same-run fp32 matmul peak; plus the
+    registration time per sample and the end-to-end ``Predictor.predict`` time per image (bundled model).
+
+    Models have random weights (speed does not depend on them); ONNX files are exported to a temporary folder.
+    Batch-1 figures use ``repeats`` timed runs, larger batches ``max(3, repeats // 8)``.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from handrecon.models import build_model
+    from handrecon.nn import count_complexity
+
+    before = torch.get_num_threads()
+    result = {"peak_gflops": {}, "models": {}, "repeats": repeats}
+    try:
+        for t in threads:
+            result["peak_gflops"][str(t)] = matmul_peak_gflops(t)
+        jobs = [(p, r, t, b) for p in presets for r in runtimes for t in threads for b in batches]
+        bar = tqdm(total=len(jobs), desc="bench models", disable=not progress)
+        with tempfile.TemporaryDirectory() as tmp:
+            for preset in presets:
+                model = build_model(preset).eval()
+                c = count_complexity(model)
+                S = model.input_size
+                entry = {"input_size": S, "macs": c["macs"], "parameters": c["parameters"], "runs": []}
+                onnx_path = None
+                if "onnx" in runtimes:
+                    from handrecon.export import export_onnx
+
+                    onnx_path = export_onnx(model, Path(tmp) / f"{preset}.onnx")
+                for runtime in runtimes:
+                    for t in threads:
+                        torch.set_num_threads(t)
+                        session = _ort_session(onnx_path, t) if runtime == "onnx" else None
+                        for b in batches:
+                            x = torch.rand(b, 3, S, S)
+                            if runtime == "onnx":
+                                feed = {session.get_inputs()[0].name: x.numpy()}
+                                fn = lambda: session.run(None, feed)  # noqa: E731
+                            else:
+                                def fn():
+                                    with torch.inference_mode():
+                                        model(x)
+                            n = repeats if b == 1 else max(3, repeats // 8)
+                            s = _median_seconds(fn, n)
+                            gflops = 2 * c["macs"] * b / s / 1e9
+                            entry["runs"].append({
+                                "runtime": runtime, "threads": t, "batch": b, "ms": 1000 * s,
+                                "images_per_s": b / s, "gflops": gflops,
+                                "peak_fraction": gflops / result["peak_gflops"][str(t)]})
+                            bar.update(1)
+                result["models"][preset] = entry
+        bar.close()
+        if registration:
+            from handrecon.bench_registration import bench_registration
+
+            result["registration"] = bench_registration()
+        if predict:
+            result["predict"] = _bench_predict(threads, repeats)
+    finally:
+        torch.set_num_threads(before)
+    if out_json:
+        from handrecon.fileio import atomic_path
+
+        Path(out_json).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out_json) as tmp:
+            Path(tmp).write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _bench_predict(threads, repeats: int) -> dict:
+    """Median ms per image of ``Predictor.predict`` on a bundled demo image (crop, network, registration
+    with the silhouette, un-cropping), per runtime and thread count."""
+    import cv2
+    import torch
+
+    from handrecon.demo import demo_samples
+    from handrecon.predict import Predictor
+
+    sample = demo_samples()[0]
+    image = cv2.cvtColor(cv2.imread(str(sample["path"])), cv2.COLOR_BGR2RGB)
+    out = {}
+    for runtime in ("torch", "onnx"):
+        predictor = Predictor.from_pretrained(runtime=runtime)
+        for t in threads:
+            torch.set_num_threads(t)
+            if runtime == "onnx":
+                predictor = Predictor.from_pretrained(runtime="onnx", num_threads=t)
+            s = _median_seconds(lambda: predictor.predict(image, K=sample["K"]), max(5, repeats // 2))
+            out[f"{runtime}_{t}"] = 1000 * s
+    return out
+
+
+def format_models(result: dict) -> str:
+    peaks = ", ".join(f"{t} thread(s) {g:.0f} GFLOP/s" for t, g in result["peak_gflops"].items())
+    lines = [f"fp32 matmul peak (same run): {peaks}",
+             f"{'preset':<16} {'runtime':<7} {'thr':>3} {'batch':>5} {'ms/batch':>9} {'img/s':>8} {'GFLOP/s':>8} "
+             f"{'% peak':>7}"]
+    for preset, entry in result["models"].items():
+        lines.append(f"{preset}: {entry['macs'] / 1e6:.1f} M Mult-Adds, {entry['parameters'] / 1e6:.2f} M params, "
+                     f"{entry['input_size']} px")
+        for r in entry["runs"]:
+            lines.append(f"{'':<16} {r['runtime']:<7} {r['threads']:>3} {r['batch']:>5} {r['ms']:>9.2f} "
+                         f"{r['images_per_s']:>8.1f} {r['gflops']:>8.1f} {100 * r['peak_fraction']:>6.1f}%")
+    if "registration" in result:
+        from handrecon.bench_registration import format_registration
+
+        lines.append(format_registration(result["registration"]))
+    if "predict" in result:
+        lines.append("end-to-end Predictor.predict on a demo image (bundled model), median ms/image: "
+                     + ", ".join(f"{k.replace('_', ' ')} thread(s) {v:.1f}" for k, v in result["predict"].items()))
     return "\n".join(lines)

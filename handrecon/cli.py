@@ -128,6 +128,100 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _load_predictor(args):
+    """The Predictor of ``predict``'s --model / --runtime / --device / --threads (ValueError on bad values)."""
+    from pathlib import Path
+
+    from handrecon.predict import Predictor, onnx_cache_path, resolve_model
+
+    if args.model is not None and str(args.model).lower().endswith(".onnx"):
+        if not Path(args.model).is_file():
+            raise ValueError(f"--model: no such ONNX file: '{args.model}'")
+        return Predictor(None, runtime="onnx", onnx_path=args.model, device=args.device, num_threads=args.threads)
+    model = resolve_model(args.model)
+    if args.runtime == "onnx":
+        path = onnx_cache_path(model)
+        if not path.is_file():
+            print(f"note: exporting the model to ONNX once (about a minute); cached as {path}", file=sys.stderr)
+    return Predictor(model, runtime=args.runtime, device=args.device, num_threads=args.threads)
+
+
+def _cmd_predict(args) -> int:
+    import math
+    from pathlib import Path
+
+    from handrecon.intrinsics import ASSUMED_FOCAL_35MM, parse_intrinsics
+    from handrecon.predict import collect_inputs, predict_files
+
+    try:
+        K = parse_intrinsics(args.K, "--K") if args.K else None
+        bbox = None
+        if args.bbox:
+            try:
+                bbox = [float(x) for x in args.bbox.split(",") if x.strip()]
+            except ValueError:
+                bbox = []
+            if len(bbox) != 4 or not all(map(math.isfinite, bbox)) or not (bbox[2] > bbox[0] and bbox[3] > bbox[1]):
+                raise ValueError(f"--bbox must be x0,y0,x1,y1 with x1 > x0 and y1 > y0 (pixels), got {args.bbox!r}")
+        if args.batch_size < 1:
+            raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+        if args.threads is not None and args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        files, bad = collect_inputs(args.inputs)
+        for item, reason in bad:
+            print(f"error: {item}: {reason}; skipped", file=sys.stderr)
+        if not files:
+            print("error: no images to predict", file=sys.stderr)
+            return 1
+        predictor = _load_predictor(args)
+    except (ValueError, OSError) as exc:  # OSError: e.g. an unwritable ONNX cache folder
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    summary = predict_files(predictor, files, out, K=K, bbox=bbox, left=args.left, batch_size=args.batch_size,
+                            overlays=not args.no_overlay, progress=not args.quiet)
+    written = summary["written"]
+    kinds = ".obj, .ply, .json" + (", .png" if summary["overlays"] else "")
+    print(f"wrote {len(written)} prediction(s) ({predictor.name}, runtime {predictor.runtime}) to {out}/ "
+          f"as STEM{{{kinds}}}")
+    renamed = [(path, stem) for path, stem in written if Path(path).stem != stem]
+    for path, stem in renamed:
+        print(f"note: {path} -> {stem}.* (another input has the same name)")
+    if summary["assumed_K"]:
+        print(f"warning: {len(summary['assumed_K'])} image(s) had no --K and no EXIF focal length: assumed a "
+              f"{ASSUMED_FOCAL_35MM:g} mm-equivalent lens (79.5 degrees diagonal: 67 horizontal on 4:3, 61 on a "
+              "square image). Absolute depth (the root's z) is only as good as that guess; the shape and the 2D "
+              "fit are not affected. Pass --K fx,fy,cx,cy for metric depth.", file=sys.stderr)
+    failed = len(summary["failed"]) + len(bad)
+    if failed:
+        print(f"error: {failed} input(s) failed (named above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from handrecon.export import export_onnx, onnx_metadata
+    from handrecon.predict import resolve_model
+
+    try:
+        model = resolve_model(args.model)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        path = export_onnx(model, args.onnx, opset=args.opset, dynamic_batch=not args.static_batch,
+                           exporter=args.exporter)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    meta = onnx_metadata(path)
+    S = meta["input_size"]
+    batch = "1" if args.static_batch else "B"
+    print(f"wrote {path} ({meta['model']}; input 'image' float32 {batch}x3x{S}x{S} RGB in [0,1]; outputs "
+          f"{', '.join(meta['outputs'])}; opset {meta['opset']}; {meta['exporter']}); checked against PyTorch")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from handrecon.hand import POSE_NAMES
 
@@ -249,6 +343,60 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=3, help="timed runs per setting (default: 3)")
     bench.add_argument("--json", default=None, help="also write the results to this JSON file")
     bench.set_defaults(func=_cmd_bench)
+
+    pr = sub.add_parser(
+        "predict", help="camera-space hand meshes from images (OBJ, PLY, JSON, PNG overlay per image)",
+        description="Recover the camera-space 3D hand mesh of each image with a model (default: the bundled "
+                    "one). INPUTS are image files and folders; a folder gives its images (.jpg .jpeg .png .bmp "
+                    ".webp .tif .tiff, sorted by name, not recursive). Per image, OUT receives STEM.obj and "
+                    "STEM.ply (mesh, metres, camera frame), STEM.json (vertices, keypoints, keypoints_2d, root, "
+                    "registration mode, K, K_source, model, left, bbox) and STEM.png (mesh and skeleton over "
+                    "the image, and a side view). Inputs with the same name get STEM-2, STEM-3, ... "
+                    "Intrinsics: --K, else the JPEG's EXIF focal length, else an assumed 26 mm-equivalent "
+                    "lens (then absolute depth is a guess; see K_source). A bad input is named and skipped; "
+                    "the exit code is 1 if any input failed, 2 for bad arguments.",
+        epilog="examples:\n  handrecon predict photo.jpg --bbox 410,220,780,610 --out outputs/predict\n"
+               "  handrecon predict images/ --K 1500,1500,960,540 --left --batch-size 16\n"
+               "  handrecon predict images/ --K camera.json --runtime onnx --model runs/mobrecon/model",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    pr.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and folders of images")
+    pr.add_argument("--K", default=None, metavar="fx,fy,cx,cy|FILE.json",
+                    help="intrinsics in pixels, or a JSON file with a 3x3 list, {\"K\": 3x3} or "
+                         "{\"fx\",\"fy\",\"cx\",\"cy\"} (default: EXIF, else assumed)")
+    pr.add_argument("--bbox", default=None, metavar="x0,y0,x1,y1",
+                    help="hand box in pixels (default: the whole image, best when the hand fills it)")
+    pr.add_argument("--left", action="store_true", help="the hands are left hands")
+    pr.add_argument("--out", default="outputs/predict", help="output folder (default: outputs/predict)")
+    pr.add_argument("--model", default=None, metavar="NAME|WEIGHTS|FILE.onnx",
+                    help="a bundled model name, saved weights PATH(.safetensors) or an exported .onnx file "
+                         "(default: the bundled model)")
+    pr.add_argument("--runtime", default="torch", choices=("torch", "onnx"),
+                    help="PyTorch or ONNX Runtime (exported once to ~/.cache/handrecon, or $HANDRECON_CACHE; "
+                         "default: torch)")
+    pr.add_argument("--batch-size", type=int, default=8, help="images per network call (default: 8)")
+    pr.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    pr.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: library's)")
+    pr.add_argument("--no-overlay", action="store_true", help="skip the PNG overlays")
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
+    pr.set_defaults(func=_cmd_predict)
+
+    ex = sub.add_parser(
+        "export", help="export a model to ONNX (dynamic batch, checked against PyTorch)",
+        description="Export a model to ONNX: input 'image' float32 Bx3xSxS RGB in [0,1] (normalised inside), "
+                    "one output per model output (vertices, keypoints_2d, silhouette, ...), dynamic batch. The "
+                    "file is checked with onnx.checker and ONNX Runtime must agree with PyTorch within 0.5 mm "
+                    "(else exit code 1).",
+        epilog="examples:\n  handrecon export --onnx outputs/handrecon.onnx\n"
+               "  handrecon export --onnx model.onnx --model runs/mobrecon/model.safetensors --opset 17",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ex.add_argument("--onnx", required=True, metavar="OUT", help="output .onnx file")
+    ex.add_argument("--model", default=None, metavar="NAME|WEIGHTS",
+                    help="a bundled model name or saved weights PATH(.safetensors) (default: the bundled model)")
+    ex.add_argument("--opset", type=int, default=18, help="ONNX opset (default: 18)")
+    ex.add_argument("--exporter", default="dynamo", choices=("dynamo", "torchscript"),
+                    help="torch.onnx exporter (default: dynamo, falling back to torchscript if it fails)")
+    ex.add_argument("--static-batch", action="store_true", help="fix the batch size to 1")
+    ex.set_defaults(func=_cmd_export)
     return parser
 
 

@@ -250,7 +250,6 @@ def test_real_registration_recovers_the_oracle_root(eval_set, tmp_path):
     """The real registration fed exact 2D keypoints: without a silhouette the 2D solution is exact; with the
     true silhouette at this tiny image size (64 px: 1 px is about 2% of the hand's extent) the 1D estimate is
     centimetres off, and Eq. 5 blends it in wherever the two disagree by more than 2 cm."""
-    from handrecon.registration import register_root  # noqa: F401  (the module exists now)
 
     transform = _rotated_crops()
     dataset = FreiHAND(eval_set, "evaluation")

@@ -136,5 +136,5 @@ _LOADED = [False]
 def _load_builtin():
     if not _LOADED[0]:
         _LOADED[0] = True
-        for module in ("tiny", "mobrecon"):  # importing a family registers its presets
+        for module in ("tiny", "mobrecon", "cmr"):  # importing a family registers its presets
             importlib.import_module(f"handrecon.models.{module}")
