@@ -111,6 +111,9 @@ def bench_complexity(presets=None, out_json=None) -> dict:
     from handrecon.models import build_model, list_models
     from handrecon.nn import count_complexity
 
+    from handrecon.models.cmr import CMR_REFERENCE_COMPLEXITY
+
+    reference = {**PAPER_COMPLEXITY, **CMR_REFERENCE_COMPLEXITY}
     names = list(presets) if presets else [n for n in list_models() if n != "tiny"]
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -118,7 +121,7 @@ def bench_complexity(presets=None, out_json=None) -> dict:
         result = {}
         for name in names:
             c = count_complexity(build_model(name))
-            c["paper"] = PAPER_COMPLEXITY.get(name)
+            c["paper"] = reference.get(name)
             result[name] = c
     finally:
         torch.set_num_threads(before)
@@ -129,14 +132,15 @@ def bench_complexity(presets=None, out_json=None) -> dict:
 
 
 def format_complexity(result: dict) -> str:
-    lines = [f"{'preset':<22} {'input':>5} {'params (M)':>10} {'used (M)':>9} {'Mult-Adds (M)':>13}   paper",
+    lines = [f"{'preset':<22} {'input':>5} {'params (M)':>10} {'used (M)':>9} {'Mult-Adds (M)':>13}   "
+             "reference: params, Mult-Adds: our difference (source)",
              "-" * 90]
     for name, c in result.items():
         paper = ""
         if c.get("paper"):
             p, m, src = c["paper"]
-            paper = (f"{p / 1e6:.1f} M, {m / 1e6:.1f} M ({src}): {100 * (c['used_parameters'] / p - 1):+.1f}% / "
-                     f"{100 * (c['macs'] / m - 1):+.1f}%")
+            paper = (f"{p / 1e6:.1f} M, {m / 1e6:.1f} M: {100 * (c['used_parameters'] / p - 1):+.1f}% / "
+                     f"{100 * (c['macs'] / m - 1):+.1f}% ({src})")
         lines.append(f"{name:<22} {c['input_size']:>5} {c['parameters'] / 1e6:>10.2f} {c['used_parameters'] / 1e6:>9.2f} "
                      f"{c['macs'] / 1e6:>13.1f}   {paper}")
     lines.append("Used = parameters that get a gradient; Mult-Adds = matrix and convolution work for one image.")
