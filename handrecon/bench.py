@@ -270,11 +270,9 @@ def _bench_predict(threads, repeats: int) -> dict:
     image = cv2.cvtColor(cv2.imread(str(sample["path"])), cv2.COLOR_BGR2RGB)
     out = {}
     for runtime in ("torch", "onnx"):
-        predictor = Predictor.from_pretrained(runtime=runtime)
         for t in threads:
             torch.set_num_threads(t)
-            if runtime == "onnx":
-                predictor = Predictor.from_pretrained(runtime="onnx", num_threads=t)
+            predictor = Predictor.from_pretrained(runtime=runtime, num_threads=t)
             s = _median_seconds(lambda: predictor.predict(image, K=sample["K"]), max(5, repeats // 2))
             out[f"{runtime}_{t}"] = 1000 * s
     return out

@@ -11,10 +11,22 @@ __all__ = ["main", "build_parser"]
 def _cmd_demo(args) -> int:
     from handrecon.demo import run_demo
 
-    paths = run_demo(args.out)
-    print(f"wrote {len(paths['meshes'])} meshes (OBJ, metres) to {args.out}/")
-    print(f"contact sheet: {paths['contact_sheet']}")
-    print(f"synthetic training samples (image + keypoints, mask): {paths['synthetic_samples']}")
+    result = run_demo(args.out, quiet=args.quiet)
+    print(f"model: {result['model']} (bundled); {len(result['predictions'])} held-out synthetic images with "
+          "known intrinsics")
+    print(f"{'image':<10} {'root by':<7} {'CS-MPJPE':>9} {'CS-MPVPE':>9} {'root err':>9} {'PA-MPJPE':>9}  (mm)")
+    for r in result["predictions"]:
+        e = r["errors"]
+        print(f"{r['stem']:<10} {r['mode']:<7} {e['cs_mpjpe_mm']:>9.1f} {e['cs_mpvpe_mm']:>9.1f} "
+              f"{e['root_error_mm']:>9.1f} {e['pa_mpjpe_mm']:>9.1f}")
+    m = result["mean"]
+    print(f"{'mean':<10} {'':<7} {m['cs_mpjpe_mm']:>9.1f} {m['cs_mpvpe_mm']:>9.1f} {m['root_error_mm']:>9.1f} "
+          f"{m['pa_mpjpe_mm']:>9.1f}")
+    print(f"per image in {args.out}/: STEM.obj/.ply (camera-space mesh, metres), STEM.json, STEM.png (overlay)")
+    print(f"summary sheet: {result['summary']}")
+    print(f"summary page:  {result['html']}")
+    print(f"also: {result['contact_sheet']} (the open hand's named poses), {result['synthetic_samples']} "
+          "(synthetic training samples)")
     return 0
 
 
@@ -119,10 +131,22 @@ def _cmd_bench(args) -> int:
     if args.complexity:
         print(bench.format_complexity(bench.bench_complexity(args.presets or None, out_json=args.json)))
         return 0
-    if args.what is None:
-        print("error: name what to measure (synth) or pass --complexity", file=sys.stderr)
-        return 2
-    if args.what == "synth":
+    if args.what == "models":
+        presets = args.presets or ["mobrecon-dense", "mobrecon-ghost"]
+        result = bench.bench_models(presets, repeats=args.repeats_models, out_json=args.json)
+        print(bench.format_models(result))
+    elif args.what == "registration":
+        from handrecon.bench_registration import bench_registration, format_registration
+
+        result = bench_registration(repeats=args.repeats)
+        if args.json:
+            import json
+            from pathlib import Path
+
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(result, indent=2, default=float))
+        print(format_registration(result))
+    elif args.what == "synth":
         result = bench.bench_synth(num=args.num, size=args.size, repeats=args.repeats, out_json=args.json)
         print(bench.format_synth(result))
     return 0
@@ -233,10 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser(
-        "demo", help="pose the bundled open hand and write meshes and a contact sheet",
-        description="Pose the bundled open hand in its named poses; write OBJ meshes and a PNG contact sheet.",
+        "demo", help="predict the bundled demo images with the bundled model; overlays, meshes, errors",
+        description="Run the bundled default model on the bundled demo images (held-out synthetic renders with "
+                    "their intrinsics) exactly as 'handrecon predict' does: per image a camera-space mesh (OBJ, "
+                    "PLY), a JSON and an overlay PNG, plus summary.png and index.html; prints the camera-space "
+                    "errors against the images' labels. Also writes the open hand's pose sheet.",
         epilog="example: handrecon demo --out outputs/demo", formatter_class=argparse.RawDescriptionHelpFormatter)
     demo.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=_cmd_demo)
 
     hand = sub.add_parser(
@@ -327,17 +355,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser(
         "bench", help="measure speed (medians; compare ratios within one run)",
-        description="Speed and size measurements. '--complexity': parameters (all and used) and "
-                    "multiply-adds of every model preset, next to the papers' figures. 'synth': renderer "
-                    "ms/frame and synthetic-data images/s with 1 and 2 worker processes, JPEG encoding and "
-                    "file writes included.",
-        epilog="examples:\n  handrecon bench --complexity\n"
-               "  handrecon bench synth --num 512 --json outputs/bench/synth.json",
+        description="Speed and size measurements (medians; other processes make them noisy). 'models' "
+                    "(default): per preset, PyTorch and ONNX Runtime, 1 and 2 threads, batch 1 and 32: latency, "
+                    "throughput and the fraction of a same-run fp32 matmul peak; registration time per sample; "
+                    "end-to-end Predictor time per image. 'registration': batched registration vs per-sample "
+                    "SLSQP. 'synth': renderer ms/frame and synthetic-data images/s. '--complexity': parameters "
+                    "(all and used) and multiply-adds of every preset next to the papers' figures.",
+        epilog="examples:\n  handrecon bench --json outputs/bench/models.json\n  handrecon bench --complexity\n"
+               "  handrecon bench registration\n  handrecon bench synth --num 512 --json outputs/bench/synth.json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    bench.add_argument("what", nargs="?", choices=("synth",), help="what to measure")
+    bench.add_argument("what", nargs="?", default="models", choices=("models", "registration", "synth"),
+                       help="what to measure (default: models)")
+    bench.add_argument("--repeats-models", type=int, default=30,
+                       help="models: timed runs at batch 1 (larger batches: an eighth; default: 30)")
     bench.add_argument("--complexity", action="store_true",
                        help="print parameters and multiply-adds per model preset")
-    bench.add_argument("--presets", nargs="*", default=None, help="with --complexity: only these presets")
+    bench.add_argument("--presets", nargs="*", default=None,
+                       help="models / --complexity: only these presets (models default: mobrecon-dense "
+                            "mobrecon-ghost)")
     bench.add_argument("--num", type=int, default=512, help="images per timed run (default: 512)")
     bench.add_argument("--size", type=int, default=224, help="image side (default: 224)")
     bench.add_argument("--repeats", type=int, default=3, help="timed runs per setting (default: 3)")

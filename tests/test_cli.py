@@ -23,16 +23,34 @@ def test_each_subcommand_has_help_with_an_example(command, capsys):
     assert "example" in capsys.readouterr().out
 
 
-def test_demo_writes_meshes_and_contact_sheet(tmp_path):
+def test_demo_predicts_the_bundled_images(tmp_path):
+    import json
+
+    import numpy as np
+
+    from handrecon.demo import demo_samples
+
     out = tmp_path / "demo"
-    result = subprocess.run([sys.executable, "-m", "handrecon.cli", "demo", "--out", str(out)],
+    result = subprocess.run([sys.executable, "-m", "handrecon.cli", "demo", "--out", str(out), "--quiet"],
                             capture_output=True, text=True, check=True)
-    assert "contact_sheet.png" in result.stdout
-    sheet = out / "contact_sheet.png"
-    assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    fist = trimesh.load(out / "hand_fist.obj", process=False)
+    samples = demo_samples()
+    assert len(samples) == 6 and any(s["left"] for s in samples)
+    for s in samples:
+        stem = s["path"].stem
+        assert stem in result.stdout
+        mesh = trimesh.load(out / f"{stem}.obj", process=False)
+        assert len(mesh.vertices) == 778 and np.all(mesh.vertices[:, 2] > 0)  # in front of the camera
+        info = json.loads((out / f"{stem}.json").read_text())
+        assert np.allclose(info["K"], s["K"]) and info["left"] == s["left"]
+        assert all(np.isfinite(v) for v in info["errors_mm"].values())
+        assert (out / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("summary.png", "contact_sheet.png", "synthetic_samples.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "hand_00.png" in (out / "index.html").read_text()
+    assert "mean" in result.stdout and "summary.png" in result.stdout
+    fist = trimesh.load(out / "poses" / "hand_fist.obj", process=False)
     assert len(fist.vertices) == 778 and len(fist.faces) == 1552
-    assert not list(out.glob("*.tmp*"))  # atomic writes leave no temporary files
+    assert not list(out.rglob("*.tmp*"))  # atomic writes leave no temporary files
 
 
 def test_hand_export_and_errors(tmp_path, capsys):
