@@ -4,18 +4,11 @@ are measured by the command, never asserted here)."""
 import json
 
 import pytest
-import torch
 
 from handrecon import bench
 from handrecon.cli import main
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_matmul_peak_is_a_positive_rate():

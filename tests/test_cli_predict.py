@@ -16,12 +16,6 @@ from handrecon.models import build_model, save_model
 from handrecon.synth import SceneConfig, SceneGenerator
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

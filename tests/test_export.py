@@ -15,12 +15,6 @@ from handrecon.predict import Predictor, cache_dir
 from handrecon.synth import AppearanceConfig, SceneConfig, SceneGenerator
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -22,12 +22,6 @@ S = 128  # oracle input size (as MobRecon)
 SIL = 64  # oracle silhouette resolution (S / 2 as MobRecon-sil)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

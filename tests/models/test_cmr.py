@@ -10,12 +10,6 @@ from handrecon.models.cmr import CMR_REFERENCE_COMPLEXITY
 from handrecon.nn import count_complexity, soft_argmax
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 PRESETS = ["cmr-sg-r18", "cmr-pg-r18", "cmr-p-r18", "cmr-g-r18", "cmr-sg-r50", "cmr-pg-r50"]

@@ -9,12 +9,6 @@ from handrecon.models import build_model, list_models, load_model, save_model
 from handrecon.nn import count_complexity
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 PRESETS = ["mobrecon-dense", "mobrecon-ghost", "mobrecon-dense-sil", "mobrecon-ghost-sil"]

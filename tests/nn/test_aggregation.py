@@ -9,12 +9,6 @@ import torch
 from handrecon.nn import HeatmapAggregation, aggregation_groups
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_groups():

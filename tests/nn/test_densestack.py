@@ -6,12 +6,6 @@ import torch
 from handrecon.nn import DenseStack, DenseStackConfig, count_complexity
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_shapes_and_used_parameters():

@@ -5,13 +5,6 @@ from torch.utils.flop_counter import FlopCounterMode
 from handrecon.nn.ghoststack import GhostModule, GhostStack, GhostStackConfig
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small convolutions run faster on one thread, especially on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

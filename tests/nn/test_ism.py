@@ -9,12 +9,6 @@ from handrecon.nn import InceptionSpiralModule, MultiScaleSpiralDecoder, SpiralC
 from handrecon.nn.ism import ism_channels
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

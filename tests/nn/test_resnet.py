@@ -7,12 +7,6 @@ import torch
 from handrecon.nn.resnet import load_imagenet_weights, read_state_dict, resnet18, resnet50
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def count(model):
