@@ -102,7 +102,8 @@ def _cmd_eval(args) -> int:
 
     try:
         scores = evaluate(args.weights, args.data, split=args.split, out=args.out, batch_size=args.batch_size,
-                          num_workers=args.workers, device=args.device, root=args.root, progress=not args.quiet)
+                          num_workers=args.workers, device=args.device, root=args.root, root_method=args.root_method,
+                          num_axes=args.num_axes, progress=not args.quiet)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -115,7 +116,8 @@ def _cmd_eval(args) -> int:
             value = scores.get(key)
             text = "n/a" if value is None else f"{value:.2f} {unit}" if unit else f"{value:.3f}"
             print(f"  {label:<9} {text}")
-    print(f"  root      {scores['root_source'].replace('_', ' ')}")
+    root = scores["root_source"].replace("_", " ")
+    print(f"  root      {root}" + (f" ({scores['root_method']})" if scores.get("root_method") else ""))
     for note in scores["notes"]:
         print(f"note: {note}")
     files = scores["files"]
@@ -350,6 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--root", default="auto", choices=("auto", "gt"),
                     help="camera-space root: auto = registration when available, else ground truth; "
                          "gt = ground truth (default: auto)")
+    ev.add_argument("--root-method", default="adaptive", choices=("adaptive", "2d", "1d", "pnp"),
+                    help="how the registration finds the root: adaptive 2D+1D (CMR Eq. 5), 2D keypoints only, "
+                         "silhouette only, or OpenCV PnP (default: adaptive)")
+    ev.add_argument("--num-axes", type=int, default=12,
+                    help="directions of the 1D (silhouette) registration over 180 degrees (default: 12)")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=_cmd_eval)
 

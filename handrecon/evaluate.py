@@ -52,10 +52,12 @@ from torch.utils.data import DataLoader, Dataset
 from handrecon import metrics
 from handrecon.fileio import atomic_path
 
-__all__ = ["evaluate", "EvaluationError", "find_register_root", "ROOT_CHOICES", "HEADLINE"]
+__all__ = ["evaluate", "EvaluationError", "find_register_root", "ROOT_CHOICES", "ROOT_METHODS", "HEADLINE"]
 
 #: Accepted values of ``evaluate(root=...)``.
 ROOT_CHOICES = ("auto", "gt", "registration")
+#: Accepted values of ``evaluate(root_method=...)``: how the registration finds the root (CMR's Table 4 rows).
+ROOT_METHODS = ("adaptive", "2d", "1d", "pnp")
 
 #: (key, label, unit) of the numbers the command line prints.
 HEADLINE = (
@@ -225,7 +227,8 @@ def _check_output(out: dict, B: int) -> None:
 
 
 def evaluate(weights, data, split: str = "evaluation", out=None, batch_size: int = 32, num_workers: int = 0,
-             device="cpu", root: str = "auto", *, hand_model=None, transform=None, progress: bool = True) -> dict:
+             device="cpu", root: str = "auto", *, root_method: str = "adaptive", num_axes: int = 12,
+             hand_model=None, transform=None, progress: bool = True) -> dict:
     """Predict every sample of ``data`` / ``split`` with a model and score it (see the module docstring).
 
     Args:
@@ -239,6 +242,10 @@ def evaluate(weights, data, split: str = "evaluation", out=None, batch_size: int
         device: torch device for the model.
         root: ``"auto"`` (registration when available, else the ground-truth root), ``"gt"`` (always the
             ground-truth root) or ``"registration"`` (error if it is unavailable).
+        root_method: how the registration finds the root (:data:`ROOT_METHODS`): ``"adaptive"`` 2D+1D
+            (CMR Eq. 5), ``"2d"`` keypoints only, ``"1d"`` silhouette only (needs a silhouette head), ``"pnp"``
+            (OpenCV); CMR's Table 4 rows.
+        num_axes: directions of the 1D registration over 180 degrees (the paper's A; 12 by default).
         hand_model: passed to :class:`handrecon.data.FreiHAND` (your MANO model, to pose ``<split>_mano.json``
             when ``<split>_verts.json`` is absent); also its ``keypoint_regressor`` regresses keypoints
             (default: the bundled open hand's).
@@ -276,6 +283,10 @@ def evaluate(weights, data, split: str = "evaluation", out=None, batch_size: int
     """
     if root not in ROOT_CHOICES:
         raise ValueError(f"root must be one of {ROOT_CHOICES}, got {root!r}")
+    if root_method not in ROOT_METHODS:
+        raise ValueError(f"root_method must be one of {ROOT_METHODS}, got {root_method!r}")
+    if int(num_axes) < 2:
+        raise ValueError(f"num_axes must be >= 2, got {num_axes}")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if int(num_workers) < 0:
@@ -294,13 +305,13 @@ def evaluate(weights, data, split: str = "evaluation", out=None, batch_size: int
     model, S, weights_path = _resolve_model(weights, device)
     try:
         return _run(model, S, weights_path, data_path, split, out, batch_size, num_workers, device, root, hand_model,
-                    transform, progress)
+                    transform, progress, (root_method, int(num_axes)))
     finally:
         model.train(was_training)  # a model object passed in (e.g. by the trainer) gets its mode back
 
 
 def _run(model, S, weights_path, data_path, split, out, batch_size, num_workers, device, root, hand_model,
-         transform, progress) -> dict:
+         transform, progress, method=("adaptive", 12)) -> dict:
     from tqdm import tqdm
 
     from handrecon import __version__
@@ -322,6 +333,8 @@ def _run(model, S, weights_path, data_path, split, out, batch_size, num_workers,
         regressor = hand_model.keypoint_regressor
     regressor = regressor.detach().double().cpu()
     register_root = find_register_root() if root in ("auto", "registration") else None
+    if register_root is not None and method != ("adaptive", 12):
+        register_root = _root_solver(*method)
     if root == "registration" and register_root is None:
         raise ValueError("root='registration' needs handrecon.registration.register_root, which is not available")
 
@@ -407,6 +420,8 @@ def _run(model, S, weights_path, data_path, split, out, batch_size, num_workers,
                                      indent=None)
     info = {
         "root_source": state["root_source"],
+        "root_method": (f"{method[0]}" + (f", {method[1]} axes" if method[0] in ("adaptive", "1d") else "")
+                        if state["root_source"] == "registration" else None),
         "keypoints_source": state["keypoints_source"],
         "model": getattr(model, "preset", type(model).__name__),
         "input_size": S,
@@ -474,6 +489,24 @@ def _run(model, S, weights_path, data_path, split, out, batch_size, num_workers,
     scores["files"] = files
     _write_json(out_dir / "scores.json", scores)
     return scores
+
+
+def _root_solver(method: str, num_axes: int):
+    """A callable with ``register_root``'s signature that finds the root by ``method`` (see ROOT_METHODS)."""
+    from handrecon import registration as reg
+
+    def solve(vertices, keypoints, keypoints_2d, K, silhouette=None):
+        if method == "adaptive":
+            return reg.register_root(vertices, keypoints, keypoints_2d, K, silhouette=silhouette, num_axes=num_axes)
+        if method == "2d":
+            return reg.register_root_2d(keypoints, keypoints_2d, K)
+        if method == "pnp":
+            return reg.register_root_pnp(keypoints, keypoints_2d, K)
+        if silhouette is None:
+            raise ValueError("root_method='1d' needs a model that predicts a silhouette")
+        return reg.register_root_1d(vertices, silhouette, K, num_axes=num_axes)
+
+    return solve
 
 
 def _choose_root(root: str, register_root, has_2d: bool) -> str:

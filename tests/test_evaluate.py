@@ -26,7 +26,7 @@ FREIHAND_KEYS = set(freihand_scores(np.ones((1, 21, 3)), np.ones((1, 778, 3)), n
                                     np.ones((1, 778, 3)) * 1.1))
 EXTRA_KEYS = {"pa_auc_joints_20_50", "rr_mpjpe_mm", "rr_mpvpe_mm", "root_error_mm", "kp2d_error_px",
               "kp2d_auc_0_30px", "silhouette_iou"}
-INFO_KEYS = {"scored", "root_source", "keypoints_source", "model", "input_size", "weights", "data", "split",
+INFO_KEYS = {"scored", "root_source", "root_method", "keypoints_source", "model", "input_size", "weights", "data", "split",
              "handrecon_version", "notes", "files"}
 FILES = ("scores.json", "pred.json", "per_sample.csv", "pck_joints.png", "pck_vertices.png")
 
@@ -260,3 +260,20 @@ def test_real_registration_recovers_the_oracle_root(eval_set, tmp_path):
     fused = evaluate(Oracle(dataset, transform, silhouette=True), eval_set, out=tmp_path / "2d1d", batch_size=8,
                      transform=transform, progress=False)
     assert 0 < fused["root_error_mm"] < 40.0
+
+
+def test_root_methods_of_table_4(eval_set, tmp_path):
+    """Each root method the evaluator offers, on exact inputs: 2D and PnP recover the root exactly, 1D from a
+    64-pixel silhouette only roughly; a bad method is refused."""
+    transform = _rotated_crops()
+    oracle = Oracle(FreiHAND(eval_set, "evaluation"), transform, silhouette=True)
+    errors = {}
+    for method, axes in (("2d", 12), ("pnp", 12), ("1d", 12), ("1d", 2), ("adaptive", 2)):
+        scores = evaluate(oracle, eval_set, out=tmp_path / f"{method}{axes}", batch_size=8, transform=transform,
+                          progress=False, root_method=method, num_axes=axes)
+        assert scores["root_method"].startswith(method)
+        errors[method, axes] = scores["root_error_mm"]
+    assert errors["2d", 12] < 1e-3 and errors["pnp", 12] < 0.1
+    assert 0 < errors["1d", 12] < 60 and errors["1d", 2] > 0
+    with pytest.raises(ValueError, match="root_method"):
+        evaluate(oracle, eval_set, out=tmp_path / "bad", transform=transform, root_method="lstsq")
