@@ -27,8 +27,8 @@ Outputs (:mod:`handrecon.models.registry`): ``vertices`` (B,778,3) metres; with 
 ``vertices_l1..l3`` (389, 195, 98 vertices: CMR predicts at the four finest levels, not at the 49-vertex one);
 ``heatmaps`` (B,21,S/2,S/2) and ``silhouette`` (B,1,S/2,S/2) logits (from the parallel decoder, or else from the
 last stack predicting them); ``keypoints_2d`` (B,21,2) input pixels by soft-argmax of the heatmaps. With
-``stack_outputs`` also ``stack{k}_heatmaps`` / ``stack{k}_silhouette`` of every stack (the authors supervise
-each stack's maps with the same BCE terms; the engine's objective has no such term yet).
+``stack_outputs`` also ``stack{k}_heatmaps`` / ``stack{k}_silhouette`` of every stack, which the engine's
+``heatmap`` / ``silhouette`` loss terms then supervise too, as the authors do.
 
 The decoder predicts in units of ``vertex_scale`` metres (0.2 m: the authors divide root-relative meshes by
 0.2), the output is metres. ImageNet initialisation: ``model.load_imagenet_weights(path)`` with torchvision's

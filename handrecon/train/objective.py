@@ -11,8 +11,10 @@ term                model output                                    label (valid
                     (keypoints regressed with the hand's regressor)
 ``keypoint_2d``     ``keypoints_2d`` (input pixels)                 ``keypoints_2d`` (normalised; the model's
                                                                     pixels are normalised before the loss)
-``heatmap``         ``heatmaps`` (logits)                           ``heatmaps`` (``has_keypoints_2d``)
-``silhouette``      ``silhouette`` (logits)                         ``silhouette`` (``has_mask``)
+``heatmap``         ``heatmaps`` (logits), plus every               ``heatmaps`` (``has_keypoints_2d``)
+                    ``stack{k}_heatmaps`` (intermediate stacks)
+``silhouette``      ``silhouette`` (logits), plus every             ``silhouette`` (``has_mask``)
+                    ``stack{k}_silhouette``
 ``normal``/``edge`` ``vertices``                                    ``vertices_rel`` (``has_vertices``)
 ``consistency_2d``  ``keypoints_2d`` of two views                   ``affine_rel`` (normalised coordinates)
 ``consistency_3d``  ``vertices`` of two views                       ``rotation_rel``
@@ -44,6 +46,13 @@ NEEDS = {
     "consistency_2d": ("keypoints_2d",),
     "consistency_3d": ("vertices",),
 }
+
+
+def _stack_keys(keys, name: str) -> list[str]:
+    """``name`` and the intermediate stacks' ``stack{k}_name`` among ``keys`` (CMR supervises every stack)."""
+    stacks = sorted(k for k in keys if k.startswith("stack") and k.endswith(f"_{name}")
+                    and k[len("stack"):-len(name) - 1].isdigit())
+    return ([name] if name in keys else []) + stacks
 
 
 def _level_key(level: int) -> str:
@@ -93,6 +102,8 @@ class Objective:
                 ok = bool(present) and (two_view or not term.startswith("consistency"))
                 if ok:
                     self.used_outputs.add(present[0])
+                    if term in ("heatmap", "silhouette"):
+                        self.used_outputs.update(_stack_keys(keys, present[0]))
             if ok:
                 self.weights[term] = 1.0 if term == "mesh" else w
             else:
@@ -141,9 +152,11 @@ class Objective:
                 t[term] = losses.keypoint_2d_l1(normalized_keypoints_2d(out, size), batch["keypoints_2d"],
                                                 valid=batch["has_keypoints_2d"])
             elif term == "heatmap":
-                t[term] = losses.heatmap_bce(out["heatmaps"], batch["heatmaps"], valid=batch["has_keypoints_2d"])
+                t[term] = sum(losses.heatmap_bce(out[k], batch["heatmaps"], valid=batch["has_keypoints_2d"])
+                              for k in _stack_keys(out, "heatmaps"))
             elif term == "silhouette":
-                t[term] = losses.silhouette_bce(out["silhouette"], batch["silhouette"], valid=batch["has_mask"])
+                t[term] = sum(losses.silhouette_bce(out[k], batch["silhouette"], valid=batch["has_mask"])
+                              for k in _stack_keys(out, "silhouette"))
             elif term == "normal":
                 t[term] = losses.normal_loss(out["vertices"], batch["vertices_rel"], self.faces,
                                              valid=batch["has_vertices"])
