@@ -103,7 +103,8 @@ def _cmd_eval(args) -> int:
     try:
         scores = evaluate(args.weights, args.data, split=args.split, out=args.out, batch_size=args.batch_size,
                           num_workers=args.workers, device=args.device, root=args.root, root_method=args.root_method,
-                          num_axes=args.num_axes, progress=not args.quiet)
+                          num_axes=args.num_axes, crop=args.crop, crop_scale=args.crop_scale,
+                          progress=not args.quiet)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -357,6 +358,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "silhouette only, or OpenCV PnP (default: adaptive)")
     ev.add_argument("--num-axes", type=int, default=12,
                     help="directions of the 1D (silhouette) registration over 180 degrees (default: 12)")
+    ev.add_argument("--crop", default="auto", choices=("auto", "full", "box"),
+                    help="evaluation crop: auto = a square image without a dataset box whole (FreiHAND), else "
+                         "the box; box = the labelled hand's box x --crop-scale, as a detector gives (use it for "
+                         "full-frame images such as 'handrecon synth' output) (default: auto)")
+    ev.add_argument("--crop-scale", type=float, default=1.3, help="box growth for --crop box (default: 1.3)")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=_cmd_eval)
 

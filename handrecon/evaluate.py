@@ -228,7 +228,8 @@ def _check_output(out: dict, B: int) -> None:
 
 def evaluate(weights, data, split: str = "evaluation", out=None, batch_size: int = 32, num_workers: int = 0,
              device="cpu", root: str = "auto", *, root_method: str = "adaptive", num_axes: int = 12,
-             hand_model=None, transform=None, progress: bool = True) -> dict:
+             crop: str = "auto", crop_scale: float = 1.3, hand_model=None, transform=None,
+             progress: bool = True) -> dict:
     """Predict every sample of ``data`` / ``split`` with a model and score it (see the module docstring).
 
     Args:
@@ -246,6 +247,11 @@ def evaluate(weights, data, split: str = "evaluation", out=None, batch_size: int
             (CMR Eq. 5), ``"2d"`` keypoints only, ``"1d"`` silhouette only (needs a silhouette head), ``"pnp"``
             (OpenCV); CMR's Table 4 rows.
         num_axes: directions of the 1D registration over 180 degrees (the paper's A; 12 by default).
+        crop: the evaluation crop (:func:`handrecon.data.eval_crop`): ``"auto"`` (a square image without a
+            dataset box is used whole, as FreiHAND's pre-cropped images are; else the box), ``"full"``, or
+            ``"box"`` (the dataset's box, else the labelled keypoints' box, times ``crop_scale``: what a hand
+            detector gives; use it for full-frame images such as ``handrecon synth`` output).
+        crop_scale: growth of the box for ``crop="box"``.
         hand_model: passed to :class:`handrecon.data.FreiHAND` (your MANO model, to pose ``<split>_mano.json``
             when ``<split>_verts.json`` is absent); also its ``keypoint_regressor`` regresses keypoints
             (default: the bundled open hand's).
@@ -283,6 +289,10 @@ def evaluate(weights, data, split: str = "evaluation", out=None, batch_size: int
     """
     if root not in ROOT_CHOICES:
         raise ValueError(f"root must be one of {ROOT_CHOICES}, got {root!r}")
+    if crop not in ("auto", "full", "box"):
+        raise ValueError(f"crop must be 'auto', 'full' or 'box', got {crop!r}")
+    if not float(crop_scale) > 0:
+        raise ValueError(f"crop_scale must be positive, got {crop_scale}")
     if root_method not in ROOT_METHODS:
         raise ValueError(f"root_method must be one of {ROOT_METHODS}, got {root_method!r}")
     if int(num_axes) < 2:
@@ -305,13 +315,13 @@ def evaluate(weights, data, split: str = "evaluation", out=None, batch_size: int
     model, S, weights_path = _resolve_model(weights, device)
     try:
         return _run(model, S, weights_path, data_path, split, out, batch_size, num_workers, device, root, hand_model,
-                    transform, progress, (root_method, int(num_axes)))
+                    transform, progress, (root_method, int(num_axes)), (crop, float(crop_scale)))
     finally:
         model.train(was_training)  # a model object passed in (e.g. by the trainer) gets its mode back
 
 
 def _run(model, S, weights_path, data_path, split, out, batch_size, num_workers, device, root, hand_model,
-         transform, progress, method=("adaptive", 12)) -> dict:
+         transform, progress, method=("adaptive", 12), crop=("auto", 1.3)) -> dict:
     from tqdm import tqdm
 
     from handrecon import __version__
@@ -320,8 +330,11 @@ def _run(model, S, weights_path, data_path, split, out, batch_size, num_workers,
     out_dir = Path(out) if out is not None else _default_out(weights_path, split)
     dataset = FreiHAND(data_path, split, hand_model=hand_model)
     if transform is None:
+        from handrecon.data import Augmentation
+
+        augmentation = Augmentation(output_size=S, eval_crop=crop[0], eval_scale=crop[1])
         transform = TrainingTransform(TargetConfig(input_size=S, train=False, heatmap_size=0, silhouette_size=S,
-                                                   levels=0))
+                                                   levels=0, augmentation=augmentation))
     items = _EvalItems(dataset, transform, f"{data_path} ({split})")
     loader = DataLoader(items, batch_size=int(batch_size), shuffle=False, num_workers=int(num_workers),
                         collate_fn=_collate)
@@ -419,6 +432,7 @@ def _run(model, S, weights_path, data_path, split, out, batch_size, num_workers,
                                                              np.round(pred_verts * mirror, _PRED_DECIMALS).tolist()],
                                      indent=None)
     info = {
+        "crop": crop[0] if crop[0] != "box" else f"box x {crop[1]:g}",
         "root_source": state["root_source"],
         "root_method": (f"{method[0]}" + (f", {method[1]} axes" if method[0] in ("adaptive", "1d") else "")
                         if state["root_source"] == "registration" else None),

@@ -104,7 +104,9 @@ class Prediction:
         K: (3,3) intrinsics of the image used.
         K_source: "given" | "exif" | "assumed-fov" (see :mod:`handrecon.intrinsics`; with "assumed-fov" the
             absolute depth is only as good as the assumed lens).
-        bbox: (4,) the hand box (x0, y0, x1, y1) given, or None (the whole image was used).
+        bbox: (4,) the hand box (x0, y0, x1, y1) given, or None.
+        bbox_source: "given", "whole image" (no bbox, no refinement) or "refined" (no bbox: the crop is
+            around the 2D keypoints of a first pass on the whole image).
         crop: (4,) the square (x0, y0, x1, y1) of image pixels the model saw.
         model: the model's name.
         left: whether the hand was treated as a left hand.
@@ -124,6 +126,7 @@ class Prediction:
     model: str
     left: bool
     image_size: tuple[int, int]
+    bbox_source: str = "given"
 
     def to_json(self) -> dict:
         """JSON-able dict of everything but the silhouette (3D rounded to 1 micrometre, 2D to 0.001 px)."""
@@ -137,6 +140,7 @@ class Prediction:
             "K": r(self.K, 6),
             "K_source": self.K_source,
             "bbox": None if self.bbox is None else r(self.bbox, 3),
+            "bbox_source": self.bbox_source,
             "crop": r(self.crop, 3),
             "model": self.model,
             "left": bool(self.left),
@@ -260,10 +264,10 @@ def _mirror_bbox(bbox, W: int):
 # ---------------------------------------------------------------------------------------------------------
 # Crop
 # ---------------------------------------------------------------------------------------------------------
-def crop_region(height: int, width: int, bbox=None) -> tuple[np.ndarray, float]:
+def crop_region(height: int, width: int, bbox=None, scale: float = 1.3) -> tuple[np.ndarray, float]:
     """(centre (2,), side) in pixels of the square the model sees: the evaluation crop of training
-    (:func:`handrecon.data.eval_crop` with ``Augmentation(eval_crop="box")``: the bbox's longer side x 1.3
-    around its centre) or, without a bbox, ``eval_crop="full"`` (the square around the whole image)."""
+    (:func:`handrecon.data.eval_crop` with ``Augmentation(eval_crop="box")``: the bbox's longer side x
+    ``scale`` around its centre) or, without a bbox, ``eval_crop="full"`` (the square around the whole image)."""
     from handrecon.data.augment import Augmentation, eval_crop
 
     stub = {  # the fields eval_crop reads; the image is a zero-stride view (no memory)
@@ -273,8 +277,16 @@ def crop_region(height: int, width: int, bbox=None) -> tuple[np.ndarray, float]:
         "has_keypoints_2d": False,
         "has_mask": False,
     }
-    center, side, _ = eval_crop(stub, Augmentation(eval_crop="full" if bbox is None else "box"))
+    center, side, _ = eval_crop(stub, Augmentation(eval_crop="full" if bbox is None else "box", eval_scale=scale))
     return np.asarray(center, np.float64), float(side)
+
+
+def _keypoint_box(keypoints_2d: np.ndarray, height: int, width: int, min_side: float = 16.0) -> np.ndarray:
+    """(4,) box (x0, y0, x1, y1) of 2D keypoints, clipped to the image, at least ``min_side`` pixels a side."""
+    lo = np.clip(keypoints_2d.min(0), 0, [width - 1, height - 1])
+    hi = np.clip(keypoints_2d.max(0), 0, [width - 1, height - 1])
+    grow = np.maximum(min_side - (hi - lo), 0) / 2
+    return np.concatenate([lo - grow, hi + grow])
 
 
 def crop_image(image: np.ndarray, affine: np.ndarray, output_size: int, side: float) -> np.ndarray:
@@ -416,16 +428,27 @@ class Predictor:
         device: torch device for runtime "torch" ("cuda" also picks ONNX Runtime's CUDA provider if present).
         num_threads: intra-op threads (ONNX Runtime session; for torch this sets ``torch.set_num_threads``,
             which is process-wide). None leaves the library defaults.
+        crop_scale: the crop around a hand box is its longer side times this; None: the value the model was
+            trained for (``crop_scale`` in a bundled model's JSON), else 1.3 (CMR/MobRecon).
+        refine: without a bbox, the first pass sees the whole image; each of ``refine`` further passes crops
+            around the previous pass's 2D keypoints (a hand detector's job, done by the model itself).
     """
 
     def __init__(self, model: nn.Module | None = None, runtime: str = "torch", onnx_path=None, device="cpu",
-                 num_threads: int | None = None):
+                 num_threads: int | None = None, crop_scale: float | None = None, refine: int = 1):
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
         if num_threads is not None and (not isinstance(num_threads, (int, np.integer)) or num_threads < 1):
             raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
         if model is not None and not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if crop_scale is None:
+            crop_scale = float(getattr(model, "pretrained_info", {}).get("crop_scale", 1.3))
+        if not (isinstance(crop_scale, (int, float)) and 1.0 <= crop_scale <= 4.0):
+            raise ValueError(f"crop_scale must be a number in [1, 4], got {crop_scale!r}")
+        if not isinstance(refine, (int, np.integer)) or not 0 <= refine <= 5:
+            raise ValueError(f"refine must be an integer in [0, 5], got {refine!r}")
+        self.crop_scale, self.refine = float(crop_scale), int(refine)
         self.runtime = runtime
         self.device = torch.device(device)
         self.num_threads = num_threads
@@ -484,7 +507,7 @@ class Predictor:
 
     @classmethod
     def from_pretrained(cls, name: str | None = None, runtime: str = "torch", onnx_path=None, device="cpu",
-                        num_threads: int | None = None) -> "Predictor":
+                        num_threads: int | None = None, refine: int = 1) -> "Predictor":
         """The bundled model ``name`` (default :data:`handrecon.models.pretrained.DEFAULT_MODEL`), offline.
         With ``runtime="onnx"`` it is exported once to ``cache_dir()/onnx/`` (``HANDRECON_CACHE`` overrides
         the folder) and reused, or read from ``onnx_path``."""
@@ -493,7 +516,8 @@ class Predictor:
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
         model = load_pretrained(name)
-        return cls(model, runtime=runtime, onnx_path=onnx_path, device=device, num_threads=num_threads)
+        return cls(model, runtime=runtime, onnx_path=onnx_path, device=device, num_threads=num_threads,
+                   refine=refine)
 
     def __repr__(self) -> str:
         return f"Predictor(model={self.name!r}, runtime={self.runtime!r}, input_size={self.input_size})"
@@ -528,8 +552,8 @@ class Predictor:
             image: the image.
             K: (3,3) intrinsics or (fx, fy, cx, cy); None: from the JPEG's EXIF, else assumed
                 (:mod:`handrecon.intrinsics`; see ``Prediction.K_source``).
-            bbox: (x0, y0, x1, y1) pixels around the hand, or None (the whole image is the crop; best when
-                the hand fills most of the image).
+            bbox: (x0, y0, x1, y1) pixels around the hand, or None (the first pass sees the whole image,
+                then ``refine`` passes crop around the hand found; see the class docstring).
             left: the hand is a left hand.
 
         Raises:
@@ -584,8 +608,22 @@ class Predictor:
                 if isinstance(v, torch.Tensor)}
 
     def predict_prepared(self, items: Sequence[Prepared]) -> list[Prediction]:
-        """Predict checked inputs (:meth:`prepare`) in one network call; vectorised over the batch except for
-        the image crops and the silhouettes' warps (images differ in size)."""
+        """Predict checked inputs (:meth:`prepare`): one network call per pass, plus ``refine`` passes for the
+        inputs without a bbox, each cropping around the previous pass's 2D keypoints."""
+        items = list(items)
+        preds = self._predict_pass(items)
+        todo = [i for i, it in enumerate(items) if it.bbox is None]
+        for _ in range(self.refine if todo else 0):
+            boxes = [_keypoint_box(preds[i].keypoints_2d, *items[i].image.shape[:2]) for i in todo]
+            again = self._predict_pass([dataclasses.replace(items[i], bbox=box) for i, box in zip(todo, boxes)])
+            for i, pred in zip(todo, again):
+                pred.bbox, pred.bbox_source = None, "refined"
+                preds[i] = pred
+        return preds
+
+    def _predict_pass(self, items: Sequence[Prepared]) -> list[Prediction]:
+        """One network call over checked inputs; vectorised over the batch except for the image crops and the
+        silhouettes' warps (images differ in size)."""
         from handrecon.evaluate import _silhouette_to_source
         from handrecon.registration import register_root
 
@@ -600,7 +638,7 @@ class Predictor:
             image, K, bbox = it.image, it.K, it.bbox
             if it.left:  # the models know right hands: mirror the input, un-mirror the result
                 image, K, bbox = image[:, ::-1], mirror_intrinsics(K, W), _mirror_bbox(bbox, W)
-            center, side = crop_region(H, W, bbox)
+            center, side = crop_region(H, W, bbox, self.crop_scale)
             A = crop_affine(center, side, S)
             K_crop, R = transform_intrinsics(K, A)  # R = identity: the crop has no rotation
             crops.append(crop_image(image, A, S, side))
@@ -661,7 +699,7 @@ class Predictor:
             results.append(Prediction(
                 vertices=v, keypoints=k, keypoints_2d=u, root=r, silhouette=sil, mode=str(reg.mode[b]),
                 K=np.asarray(it.K, np.float64), K_source=it.K_source, bbox=it.bbox, crop=crop, model=self.name,
-                left=it.left, image_size=(H, W)))
+                left=it.left, image_size=(H, W), bbox_source="given" if it.bbox is not None else "whole image"))
         return results
 
 

@@ -26,7 +26,7 @@ FREIHAND_KEYS = set(freihand_scores(np.ones((1, 21, 3)), np.ones((1, 778, 3)), n
                                     np.ones((1, 778, 3)) * 1.1))
 EXTRA_KEYS = {"pa_auc_joints_20_50", "rr_mpjpe_mm", "rr_mpvpe_mm", "root_error_mm", "kp2d_error_px",
               "kp2d_auc_0_30px", "silhouette_iou"}
-INFO_KEYS = {"scored", "root_source", "root_method", "keypoints_source", "model", "input_size", "weights", "data", "split",
+INFO_KEYS = {"scored", "crop", "root_source", "root_method", "keypoints_source", "model", "input_size", "weights", "data", "split",
              "handrecon_version", "notes", "files"}
 FILES = ("scores.json", "pred.json", "per_sample.csv", "pck_joints.png", "pck_vertices.png")
 
@@ -277,3 +277,14 @@ def test_root_methods_of_table_4(eval_set, tmp_path):
     assert 0 < errors["1d", 12] < 60 and errors["1d", 2] > 0
     with pytest.raises(ValueError, match="root_method"):
         evaluate(oracle, eval_set, out=tmp_path / "bad", transform=transform, root_method="lstsq")
+
+
+def test_box_crop_for_full_frame_images(eval_set, tiny_weights, tmp_path, no_registration):
+    """crop='box' crops around the labelled hand (as a detector would) instead of using the whole frame: the
+    model sees another input, so its predictions change; a bad crop name is refused."""
+    full = evaluate(tiny_weights, eval_set, out=tmp_path / "full", progress=False)
+    box = evaluate(tiny_weights, eval_set, out=tmp_path / "box", progress=False, crop="box", crop_scale=1.4)
+    assert full["crop"] == "auto" and box["crop"] == "box x 1.4"
+    assert box["kp2d_error_px"] != full["kp2d_error_px"]
+    with pytest.raises(ValueError, match="crop"):
+        evaluate(tiny_weights, eval_set, out=tmp_path / "bad", crop="tight")

@@ -107,7 +107,7 @@ def _iou(a, b):
 
 def test_bbox_given_reproduces_ground_truth(samples):
     oracle = Oracle()
-    p = Predictor(oracle)
+    p = Predictor(oracle, refine=0)
     for s in samples:
         bbox = _tight_bbox(s)
         oracle.prime([(s, bbox)])
@@ -142,7 +142,7 @@ def _resized_padded(sample, factor=3, pad_right=60):
 
 def test_whole_image_when_no_bbox(samples):
     oracle = Oracle()
-    p = Predictor(oracle)
+    p = Predictor(oracle, refine=0)
     for s in samples[:2]:
         big = _resized_padded(s)
         oracle.prime([(big, None)])
@@ -156,7 +156,7 @@ def test_whole_image_when_no_bbox(samples):
 
 def test_left_hand_is_mirrored_and_unmirrored(samples):
     oracle = Oracle()
-    p = Predictor(oracle)
+    p = Predictor(oracle, refine=0)
     for s in samples:
         H, W = s["image"].shape[:2]
         bbox = _tight_bbox(s)
@@ -185,7 +185,7 @@ def test_regressed_keypoints_and_no_silhouette(samples):
 
     regressor = load_hand_model("open").keypoint_regressor.double().numpy()
     oracle = Oracle(keypoints=False, silhouette=False)
-    p = Predictor(oracle)
+    p = Predictor(oracle, refine=0)
     s = samples[0]
     bbox = _tight_bbox(s)
     oracle.prime([(s, bbox)])
@@ -198,7 +198,7 @@ def test_regressed_keypoints_and_no_silhouette(samples):
 
 def test_predict_batch_matches_predict(samples):
     oracle = Oracle()
-    p = Predictor(oracle)
+    p = Predictor(oracle, refine=0)
     s0, s1, s2 = samples
     big = _resized_padded(s2, factor=2, pad_right=30)
     W1 = s1["image"].shape[1]
@@ -232,7 +232,7 @@ def test_to_json_round_trip(samples):
     oracle = Oracle()
     s = samples[0]
     oracle.prime([(s, None)])
-    pred = Predictor(oracle).predict(s["image"], K=s["K"])
+    pred = Predictor(oracle, refine=0).predict(s["image"], K=s["K"])
     info = json.loads(json.dumps(pred.to_json()))
     for key in ("vertices", "keypoints", "keypoints_2d", "root", "mode", "K", "K_source", "model", "left", "bbox"):
         assert key in info
@@ -263,7 +263,7 @@ def test_crop_matches_training_crop(size, bbox):
 # ---------------------------------------------------------------------------------------------------------
 def test_given_and_assumed_intrinsics(samples):
     oracle = Oracle()
-    p = Predictor(oracle)
+    p = Predictor(oracle, refine=0)
     s = samples[0]
     bbox = _tight_bbox(s)
     K = s["K"].astype(np.float64)
@@ -332,7 +332,7 @@ def test_exif_focal_length(tmp_path, samples):
     s = samples[0]
     image = cv2.resize(s["image"], (192, 128))  # 3:2, so f35 / 36 * width is the expected focal length
     oracle = Oracle()
-    p = Predictor(oracle)
+    p = Predictor(oracle, refine=0)
     cases = {
         "f35_le": (_exif_app1([(0x010F, 3, 1)], exif_entries=[(0xA405, 3, 28)]), 28 / 36 * 192),
         "f35_be": (_exif_app1([], big_endian=True, exif_entries=[(0xA405, 3, 50)]), 50 / 36 * 192),
@@ -394,7 +394,7 @@ def test_parse_intrinsics(tmp_path):
 # bad inputs
 # ---------------------------------------------------------------------------------------------------------
 def test_bad_inputs_name_the_argument(tmp_path, samples):
-    p = Predictor(Oracle())
+    p = Predictor(Oracle(), refine=0)
     img = samples[0]["image"]
     K = samples[0]["K"]
     text = tmp_path / "not_an_image.jpg"
@@ -449,3 +449,26 @@ def test_bundled_model(samples):
         assert pred.vertices.shape == (778, 3) and np.isfinite(pred.vertices).all()
         assert pred.mode in ("2d", "1d", "blend", "failed") and pred.model == DEFAULT_MODEL
         assert pred.silhouette is not None and pred.silhouette.shape == (128, 128)
+
+
+def test_no_bbox_refines_around_the_first_pass_keypoints(samples):
+    """Without a bbox the first pass sees the whole image and the second crops around its 2D keypoints (box x
+    the crop scale): with the oracle both passes are exact, and the second crop is the keypoint box's."""
+    from handrecon.predict import _keypoint_box
+
+    s = samples[0]
+    H, W = s["image"].shape[:2]
+    box = _keypoint_box(s["keypoints_2d"].astype(np.float64), H, W)
+    oracle = Oracle()
+    oracle.prime([(s, None), (s, box)])
+    pred = Predictor(oracle, refine=1).predict(s["image"], K=s["K"])
+    assert len(oracle.seen) == 2 and not oracle.queue
+    _check(pred, s)
+    assert pred.bbox is None and pred.bbox_source == "refined" and pred.to_json()["bbox_source"] == "refined"
+    c, side = (box[:2] + box[2:]) / 2, 1.3 * (box[2:] - box[:2]).max()
+    np.testing.assert_allclose(pred.crop, [c[0] - side / 2, c[1] - side / 2, c[0] + side / 2, c[1] + side / 2],
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="refine"):
+        Predictor(oracle, refine=-1)
+    with pytest.raises(ValueError, match="crop_scale"):
+        Predictor(oracle, crop_scale=0.5)
