@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from handrecon.nn.mobile import SeparableUnit, SqueezeExcitation, conv_bn_relu
+from handrecon.nn.mobile import SeparableUnit, SqueezeExcitation, conv_bn_relu, space_to_depth
 from handrecon.nn.normalization import check_image_batch
 
 __all__ = ["DenseStackConfig", "DenseStack", "DenseBlock", "DenseHourglass"]
@@ -130,7 +130,7 @@ class DenseStack(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict:
         check_image_batch(x, "x", multiple=32)
-        fine = self.stem_reduce(F.pixel_unshuffle(self.stem(x), 2))
+        fine = self.stem_reduce(space_to_depth(self.stem(x)))
         maps1, _ = self.stack1(fine)
         maps1 = F.interpolate(maps1, scale_factor=2.0, mode="bilinear", align_corners=True)
         maps, latent = self.stack2(self.stack2_input(torch.cat([self.stack1_remap(maps1), fine], 1)))

@@ -65,6 +65,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from handrecon.nn.mobile import space_to_depth
+
 __all__ = [
     "GhostStackConfig",
     "GhostStack",
@@ -272,7 +274,7 @@ class GhostStack(nn.Module):
         if x.ndim != 4 or x.shape[1] != 3 or min(x.shape[-2:]) == 0 or x.shape[-2] % 32 or x.shape[-1] % 32:
             raise ValueError(f"x must have shape (B, 3, H, W) with H and W positive multiples of 32, "
                              f"got {tuple(x.shape)}")
-        fine = self.stem_reduce(F.pixel_unshuffle(self.stem_unit(self.stem_conv(x)), 2))
+        fine = self.stem_reduce(space_to_depth(self.stem_unit(self.stem_conv(x))))
         out1, _ = self.stack1(fine)
         out1 = F.interpolate(out1, scale_factor=2, mode="bilinear", align_corners=False)
         fused = self.fuse(torch.cat((self.stack1_remap(out1), fine), dim=1))

@@ -12,7 +12,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["conv_bn_relu", "SeparableUnit", "SqueezeExcitation"]
+__all__ = ["conv_bn_relu", "SeparableUnit", "SqueezeExcitation", "space_to_depth"]
+
+
+def space_to_depth(x: torch.Tensor) -> torch.Tensor:
+    """(B,C,H,W) -> (B,4C,H/2,W/2), channel ``4c + 2dy + dx`` = pixel (2i + dy, 2j + dx) of channel c: the same
+    numbers as ``F.pixel_unshuffle(x, 2)`` (the authors' "reorg"), written as four strided slices because the
+    exported 6-D transpose is slow in ONNX Runtime."""
+    B, C, H, W = x.shape
+    parts = [x[:, :, dy::2, dx::2] for dy in (0, 1) for dx in (0, 1)]
+    return torch.stack(parts, 2).reshape(B, 4 * C, H // 2, W // 2)
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1, groups: int = 1,

@@ -31,3 +31,12 @@ def test_input_checks_name_x():
     for bad in (torch.zeros(3, 64, 64), torch.zeros(1, 1, 64, 64), torch.zeros(1, 3, 60, 64)):
         with pytest.raises(ValueError, match="x"):
             enc(bad)
+
+
+def test_space_to_depth_is_pixel_unshuffle():
+    from torch.nn import functional as F
+
+    from handrecon.nn.mobile import space_to_depth
+
+    x = torch.randn(2, 3, 8, 6)
+    assert torch.equal(space_to_depth(x), F.pixel_unshuffle(x, 2))
