@@ -139,3 +139,22 @@ def test_bench_complexity_table():
     result = bench_complexity(["mobrecon-ghost"])
     text = format_complexity(result)
     assert result["mobrecon-ghost"]["unused"] == [] and "MobRecon Table 4" in text and "mobrecon-ghost" in text
+
+
+def test_template_residual_starts_at_the_template_and_learns_everywhere():
+    from handrecon.models.common import default_template
+
+    model = build_model("mobrecon-ghost-sil", input_size=64, template_residual=True)
+    with torch.no_grad():
+        v = model.eval()(torch.rand(2, 3, 64, 64))["vertices"]
+    assert torch.equal(v, default_template().expand(2, -1, -1))
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    for _ in range(2):  # the zeroed last layer gets a gradient first, then everything behind it
+        opt.zero_grad()
+        out = model(torch.rand(2, 3, 64, 64))
+        (out["vertices"] - 0.01).abs().mean().backward()
+        opt.step()
+    dead = [n for n, p in model.named_parameters()
+            if n.startswith("decoder") and (p.grad is None or p.grad.abs().sum() == 0)]
+    assert dead == []
