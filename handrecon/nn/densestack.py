@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from handrecon.nn.mobile import SeparableUnit, SqueezeExcitation, conv_bn_relu, space_to_depth
+from handrecon.nn.mobile import SeparableUnit, SpaceToDepthConv, SqueezeExcitation, conv_bn_relu
 from handrecon.nn.normalization import check_image_batch
 
 __all__ = ["DenseStackConfig", "DenseStack", "DenseBlock", "DenseHourglass"]
@@ -121,7 +121,8 @@ class DenseStack(nn.Module):
         cfg = config or DenseStackConfig()
         c, m = int(cfg.channels), int(cfg.maps_channels)
         self.stem = nn.Sequential(conv_bn_relu(3, c // 2, 3, stride=2), SeparableUnit(c // 2, c))
-        self.stem_reduce = conv_bn_relu(4 * c, c)
+        # space-to-depth + 1x1 reduce, computed as one 2x2 stride-2 convolution (same weights and numbers)
+        self.stem_reduce = nn.Sequential(SpaceToDepthConv(4 * c, c), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
         self.stack1 = DenseHourglass(c, m, bottleneck=False)
         self.stack1_remap = conv_bn_relu(m, m)
         self.stack2_input = conv_bn_relu(m + c, c)
@@ -130,7 +131,7 @@ class DenseStack(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict:
         check_image_batch(x, "x", multiple=32)
-        fine = self.stem_reduce(space_to_depth(self.stem(x)))
+        fine = self.stem_reduce(self.stem(x))
         maps1, _ = self.stack1(fine)
         maps1 = F.interpolate(maps1, scale_factor=2.0, mode="bilinear", align_corners=True)
         maps, latent = self.stack2(self.stack2_input(torch.cat([self.stack1_remap(maps1), fine], 1)))

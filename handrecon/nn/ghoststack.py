@@ -65,7 +65,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from handrecon.nn.mobile import space_to_depth
+from handrecon.nn.mobile import SpaceToDepthConv
 
 __all__ = [
     "GhostStackConfig",
@@ -94,16 +94,20 @@ class GhostModule(nn.Module):
     ``dw_size`` conv makes ``ratio - 1`` ghost channels from each intrinsic one; both are concatenated.
 
     (B, in_channels, H, W) -> (B, out_channels, H, W). ``out_channels`` must be divisible by ``ratio`` so that
-    every ghost channel is used.
+    every ghost channel is used. With ``space_to_depth_input`` the module reads (B, in_channels / 4, 2H, 2W)
+    through space-to-depth (:class:`handrecon.nn.mobile.SpaceToDepthConv`).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, ratio: int = 2, dw_size: int = 3, relu: bool = True):
+    def __init__(self, in_channels: int, out_channels: int, ratio: int = 2, dw_size: int = 3, relu: bool = True,
+                 space_to_depth_input: bool = False):
         super().__init__()
         if ratio < 2 or out_channels % ratio:
             raise ValueError(f"out_channels ({out_channels}) must be divisible by ratio ({ratio}), ratio >= 2")
         primary = out_channels // ratio
         self.out_channels = out_channels
         self.primary = conv_bn(in_channels, primary, 1, relu=relu)
+        if space_to_depth_input:  # the primary conv reads space_to_depth(x): one 2x2 stride-2 conv
+            self.primary[0] = SpaceToDepthConv(in_channels, primary)
         self.cheap = conv_bn(primary, out_channels - primary, dw_size, groups=primary, relu=relu)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -261,7 +265,7 @@ class GhostStack(nn.Module):
         # Stem: H -> H/2 -> (space-to-depth) H/4.
         self.stem_conv = conv_bn(3, s, 3, 2)
         self.stem_unit = nn.Sequential(conv_bn(s, s, 3, groups=s), GhostModule(s, 2 * s, cfg.ratio))
-        self.stem_reduce = GhostModule(8 * s, cfg.fine_channels, cfg.ratio)
+        self.stem_reduce = GhostModule(8 * s, cfg.fine_channels, cfg.ratio, space_to_depth_input=True)
         # Stack 1, then fusion of its (up-sampled) output with the stem feature.
         self.stack1 = GhostHourglass(cfg.fine_channels, tuple(cfg.widths), cfg.maps_channels, **kw)
         self.stack1_remap = conv_bn(cfg.maps_channels, cfg.maps_channels, 1)
@@ -274,7 +278,7 @@ class GhostStack(nn.Module):
         if x.ndim != 4 or x.shape[1] != 3 or min(x.shape[-2:]) == 0 or x.shape[-2] % 32 or x.shape[-1] % 32:
             raise ValueError(f"x must have shape (B, 3, H, W) with H and W positive multiples of 32, "
                              f"got {tuple(x.shape)}")
-        fine = self.stem_reduce(space_to_depth(self.stem_unit(self.stem_conv(x))))
+        fine = self.stem_reduce(self.stem_unit(self.stem_conv(x)))
         out1, _ = self.stack1(fine)
         out1 = F.interpolate(out1, scale_factor=2, mode="bilinear", align_corners=False)
         fused = self.fuse(torch.cat((self.stack1_remap(out1), fine), dim=1))

@@ -40,3 +40,13 @@ def test_space_to_depth_is_pixel_unshuffle():
 
     x = torch.randn(2, 3, 8, 6)
     assert torch.equal(space_to_depth(x), F.pixel_unshuffle(x, 2))
+
+
+def test_space_to_depth_conv_is_space_to_depth_then_1x1():
+    from handrecon.nn.mobile import SpaceToDepthConv, space_to_depth
+
+    conv = SpaceToDepthConv(12, 5)
+    x = torch.randn(2, 3, 8, 6)
+    expected = torch.nn.functional.conv2d(space_to_depth(x), conv.weight)
+    torch.testing.assert_close(conv(x), expected)
+    assert conv.weight.shape == (5, 12, 1, 1)  # the parameters of the 1x1 convolution it replaces
