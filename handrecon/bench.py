@@ -231,7 +231,10 @@ def bench_models(presets=("mobrecon-dense", "mobrecon-ghost"), batches=(1, 32), 
                                     with torch.inference_mode():
                                         model(x)
                             n = repeats if b == 1 else max(3, repeats // 8)
-                            s = _median_seconds(fn, n)
+                            # let the other runtime's worker threads stop spinning (they would steal the cores
+                            # and double the first latencies), then warm up
+                            time.sleep(1.0)
+                            s = _median_seconds(fn, n, warmup=5)
                             gflops = 2 * c["macs"] * b / s / 1e9
                             entry["runs"].append({
                                 "runtime": runtime, "threads": t, "batch": b, "ms": 1000 * s,
