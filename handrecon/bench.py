@@ -12,8 +12,17 @@ import time
 from pathlib import Path
 
 
-__all__ = ["bench_synth", "bench_complexity", "bench_models", "matmul_peak_gflops", "format_synth",
+__all__ = ["bench_synth", "bench_complexity", "bench_models", "matmul_peak_gflops", "write_json", "format_synth",
            "format_complexity", "format_models"]
+
+
+def write_json(path, result: dict) -> None:
+    """Write a bench result as JSON, atomically (folders created)."""
+    from handrecon.fileio import atomic_path
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(result, indent=2, default=float))
 
 
 def _render_only_ms(size: int, repeats: int) -> dict:
@@ -75,11 +84,7 @@ def bench_synth(num: int = 512, size: int = 224, repeats: int = 3, workers=(1, 2
         result[f"images_per_s_{w}_workers"] = statistics.median(rates)
         result[f"images_per_s_{w}_workers_all"] = [round(r, 1) for r in rates]
     if out_json:
-        from handrecon.fileio import atomic_path
-
-        Path(out_json).parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out_json) as tmp:
-            Path(tmp).write_text(json.dumps(result, indent=2))
+        write_json(out_json, result)
     return result
 
 
@@ -126,8 +131,7 @@ def bench_complexity(presets=None, out_json=None) -> dict:
     finally:
         torch.set_num_threads(before)
     if out_json:
-        Path(out_json).parent.mkdir(parents=True, exist_ok=True)
-        Path(out_json).write_text(json.dumps(result, indent=2))
+        write_json(out_json, result)
     return result
 
 
@@ -252,11 +256,7 @@ def bench_models(presets=("mobrecon-dense", "mobrecon-ghost"), batches=(1, 32), 
     finally:
         torch.set_num_threads(before)
     if out_json:
-        from handrecon.fileio import atomic_path
-
-        Path(out_json).parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out_json) as tmp:
-            Path(tmp).write_text(json.dumps(result, indent=2))
+        write_json(out_json, result)
     return result
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "mirror_points",
     "bbox_from_points",
     "bbox_from_mask",
+    "uncrop_map",
 ]
 
 
@@ -222,3 +223,22 @@ def bbox_from_mask(mask, expand: float = 1.0, square: bool = True) -> np.ndarray
     if len(xs) == 0:
         return None
     return bbox_from_points(np.stack([xs, ys], 1).astype(np.float64), expand, square)
+
+
+def uncrop_map(values: np.ndarray, affine: np.ndarray, crop_size: int, image_size) -> np.ndarray:
+    """A map predicted over a crop, back in source-image pixels.
+
+    ``values`` (s,s) covers the whole ``crop_size`` crop (e.g. a silhouette at half resolution); ``affine``
+    (2,3) maps source pixels to crop pixels (:func:`crop_affine`). Returns (H,W) float32, bilinear, 0 outside
+    the crop, for ``image_size`` = (H, W).
+    """
+    import cv2
+
+    s = values.shape[-1]
+    k = s / crop_size  # crop pixel u -> map pixel (u + 0.5) k - 0.5
+    to_map = np.array([[k, 0.0, 0.5 * k - 0.5], [0.0, k, 0.5 * k - 0.5], [0.0, 0.0, 1.0]])
+    full = to_map @ np.vstack([affine, [0.0, 0.0, 1.0]])  # source px -> map px
+    H, W = int(image_size[0]), int(image_size[1])
+    return cv2.warpAffine(np.asarray(values, np.float32), full[:2], (W, H),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=0.0)

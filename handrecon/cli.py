@@ -143,11 +143,7 @@ def _cmd_bench(args) -> int:
 
         result = bench_registration(repeats=args.repeats)
         if args.json:
-            import json
-            from pathlib import Path
-
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(result, indent=2, default=float))
+            bench.write_json(args.json, result)
         print(format_registration(result))
     elif args.what == "synth":
         result = bench.bench_synth(num=args.num, size=args.size, repeats=args.repeats, out_json=args.json)

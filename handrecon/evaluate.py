@@ -43,7 +43,6 @@ import json
 import math
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -151,24 +150,15 @@ def _crop_to_source_2d(crop_px: torch.Tensor, affine: torch.Tensor) -> torch.Ten
     return apply_affine(crop_px.double(), inv)
 
 
-def _silhouette_to_source(prob: np.ndarray, affine: np.ndarray, crop_size: int, image_size) -> np.ndarray:
-    """(s,s) probability map of the crop -> (H,W) map in source pixels (bilinear, 0 outside the crop)."""
-    s = prob.shape[-1]
-    k = s / crop_size  # crop pixel u -> map pixel (u + 0.5) k - 0.5
-    to_map = np.array([[k, 0.0, 0.5 * k - 0.5], [0.0, k, 0.5 * k - 0.5], [0.0, 0.0, 1.0]])
-    full = to_map @ np.vstack([affine, [0.0, 0.0, 1.0]])  # source px -> map px
-    H, W = int(image_size[0]), int(image_size[1])
-    return cv2.warpAffine(prob.astype(np.float32), full[:2], (W, H), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-
-
 def _register_batch(register_root, verts, kps, uv, batch, sil_prob, S) -> np.ndarray:
     """Roots (B,3) of a batch; the predicted silhouette (if any) is warped back to source pixels first. Images
     of differing sizes in one batch are registered one by one (their silhouettes do not stack)."""
     K = batch["K"]
     if sil_prob is None:
         return _register(register_root, verts, kps, uv, K, None)
-    sil = [_silhouette_to_source(sil_prob[b].numpy(), batch["affine"][b].numpy(), S, batch["image_size"][b].numpy())
+    from handrecon.camera import uncrop_map
+
+    sil = [uncrop_map(sil_prob[b].numpy(), batch["affine"][b].numpy(), S, batch["image_size"][b].numpy())
            for b in range(len(verts))]
     if len({m.shape for m in sil}) == 1:
         return _register(register_root, verts, kps, uv, K, sil)

@@ -624,7 +624,7 @@ class Predictor:
     def _predict_pass(self, items: Sequence[Prepared]) -> list[Prediction]:
         """One network call over checked inputs; vectorised over the batch except for the image crops and the
         silhouettes' warps (images differ in size)."""
-        from handrecon.evaluate import _silhouette_to_source
+        from handrecon.camera import uncrop_map
         from handrecon.registration import register_root
 
         items = list(items)
@@ -687,7 +687,7 @@ class Predictor:
             v, k, r, u = verts_cam[b], kps_cam[b], root[b], uv_img[b].copy()
             sil = None
             if prob is not None:
-                sil = _silhouette_to_source(prob[b].numpy(), affines[b], S, (H, W))
+                sil = uncrop_map(prob[b].numpy(), affines[b], S, (H, W))
             c, half = centers[b], sides[b] / 2
             crop = np.array([c[0] - half, c[1] - half, c[0] + half, c[1] + half])
             if it.left:
