@@ -104,7 +104,7 @@ def _cmd_eval(args) -> int:
         scores = evaluate(args.weights, args.data, split=args.split, out=args.out, batch_size=args.batch_size,
                           num_workers=args.workers, device=args.device, root=args.root, root_method=args.root_method,
                           num_axes=args.num_axes, crop=args.crop, crop_scale=args.crop_scale,
-                          progress=not args.quiet)
+                          root_table=args.root_table, progress=not args.quiet)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -119,6 +119,11 @@ def _cmd_eval(args) -> int:
             print(f"  {label:<9} {text}")
     root = scores["root_source"].replace("_", " ")
     print(f"  root      {root}" + (f" ({scores['root_method']})" if scores.get("root_method") else ""))
+    if scores.get("root_table"):
+        from handrecon.evaluate import format_root_table
+
+        print("root recovery (CMR Table 4), the same predictions placed by each root method:")
+        print(format_root_table(scores["root_table"]))
     for note in scores["notes"]:
         print(f"note: {note}")
     files = scores["files"]
@@ -354,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "silhouette only, or OpenCV PnP (default: adaptive)")
     ev.add_argument("--num-axes", type=int, default=12,
                     help="directions of the 1D (silhouette) registration over 180 degrees (default: 12)")
+    ev.add_argument("--root-table", action="store_true",
+                    help="also score every root method (ground truth, PnP, 2D, 1D and adaptive with A = 2 and 12) on "
+                         "the same predictions: CMR's Table 4, printed and written to root_table.md")
     ev.add_argument("--crop", default="auto", choices=("auto", "full", "box"),
                     help="evaluation crop: auto = a square image without a dataset box whole (FreiHAND), else "
                          "the box; box = the labelled hand's box x --crop-scale, as a detector gives (use it for "

@@ -51,12 +51,18 @@ from torch.utils.data import DataLoader, Dataset
 from handrecon import metrics
 from handrecon.fileio import atomic_path
 
-__all__ = ["evaluate", "EvaluationError", "find_register_root", "ROOT_CHOICES", "ROOT_METHODS", "HEADLINE"]
+__all__ = ["evaluate", "EvaluationError", "find_register_root", "format_root_table", "ROOT_CHOICES", "ROOT_METHODS",
+           "ROOT_TABLE_ROWS", "HEADLINE"]
 
 #: Accepted values of ``evaluate(root=...)``.
 ROOT_CHOICES = ("auto", "gt", "registration")
 #: Accepted values of ``evaluate(root_method=...)``: how the registration finds the root (CMR's Table 4 rows).
 ROOT_METHODS = ("adaptive", "2d", "1d", "pnp")
+#: The rows of ``evaluate(root_table=True)``, CMR's Table 4 in order: (method, number of axes or None, label).
+#: ``"gt"`` is the ground-truth root (the root-relative mesh alone); 1D and adaptive rows need a silhouette.
+ROOT_TABLE_ROWS = (("gt", None, "ground-truth root"), ("pnp", None, "PnP (OpenCV)"), ("2d", None, "2D"),
+                   ("1d", 2, "1D, A = 2"), ("1d", 12, "1D, A = 12"), ("adaptive", 2, "adaptive 2D+1D, A = 2"),
+                   ("adaptive", 12, "adaptive 2D+1D, A = 12"))
 
 #: (key, label, unit) of the numbers the command line prints.
 HEADLINE = (
@@ -218,8 +224,8 @@ def _check_output(out: dict, B: int) -> None:
 
 def evaluate(weights, data, split: str = "evaluation", out=None, batch_size: int = 32, num_workers: int = 0,
              device="cpu", root: str = "auto", *, root_method: str = "adaptive", num_axes: int = 12,
-             crop: str = "auto", crop_scale: float = 1.3, hand_model=None, transform=None,
-             progress: bool = True) -> dict:
+             crop: str = "auto", crop_scale: float = 1.3, root_table: bool = False, hand_model=None,
+             transform=None, progress: bool = True) -> dict:
     """Predict every sample of ``data`` / ``split`` with a model and score it (see the module docstring).
 
     Args:
@@ -242,6 +248,9 @@ def evaluate(weights, data, split: str = "evaluation", out=None, batch_size: int
             ``"box"`` (the dataset's box, else the labelled keypoints' box, times ``crop_scale``: what a hand
             detector gives; use it for full-frame images such as ``handrecon synth`` output).
         crop_scale: growth of the box for ``crop="box"``.
+        root_table: also place the predicted root-relative mesh by every root method of
+            :data:`ROOT_TABLE_ROWS` (one forward pass; CMR's Table 4): adds ``root_table`` to the scores and
+            writes ``root_table.md``.
         hand_model: passed to :class:`handrecon.data.FreiHAND` (your MANO model, to pose ``<split>_mano.json``
             when ``<split>_verts.json`` is absent); also its ``keypoint_regressor`` regresses keypoints
             (default: the bundled open hand's).
@@ -268,7 +277,9 @@ def evaluate(weights, data, split: str = "evaluation", out=None, batch_size: int
 
         And: ``scored`` (False without 3D labels), ``root_source`` (``"registration"`` |
         ``"ground_truth"``), ``keypoints_source`` (``"model"`` | ``"regressed"``), ``model`` (preset),
-        ``input_size``, ``weights``, ``data``, ``split``, ``notes`` (sentences worth printing), ``files``
+        ``input_size``, ``weights``, ``data``, ``split``, ``root_table`` (with ``root_table=True`` on labelled
+        data: one dict per row of :data:`ROOT_TABLE_ROWS` the model can feed, with ``method``, ``num_axes``,
+        ``label``, ``cs_mpjpe_mm``, ``cs_mpvpe_mm``, ``root_error_mm``), ``notes`` (sentences worth printing), ``files``
         (name -> path of every file written), ``handrecon_version``.
 
     Raises:
@@ -305,13 +316,13 @@ def evaluate(weights, data, split: str = "evaluation", out=None, batch_size: int
     model, S, weights_path = _resolve_model(weights, device)
     try:
         return _run(model, S, weights_path, data_path, split, out, batch_size, num_workers, device, root, hand_model,
-                    transform, progress, (root_method, int(num_axes)), (crop, float(crop_scale)))
+                    transform, progress, (root_method, int(num_axes)), (crop, float(crop_scale)), bool(root_table))
     finally:
         model.train(was_training)  # a model object passed in (e.g. by the trainer) gets its mode back
 
 
 def _run(model, S, weights_path, data_path, split, out, batch_size, num_workers, device, root, hand_model,
-         transform, progress, method=("adaptive", 12), crop=("auto", 1.3)) -> dict:
+         transform, progress, method=("adaptive", 12), crop=("auto", 1.3), root_table=False) -> dict:
     from tqdm import tqdm
 
     from handrecon import __version__
@@ -342,6 +353,8 @@ def _run(model, S, weights_path, data_path, split, out, batch_size, num_workers,
         raise ValueError("root='registration' needs handrecon.registration.register_root, which is not available")
 
     N = len(items)
+    # CMR's Table 4: every root method on the same predictions (None = the row cannot be fed: no 2D / no mask)
+    table_roots = {row[:2]: np.zeros((N, 3)) for row in ROOT_TABLE_ROWS if row[0] != "gt"} if root_table else {}
     pred_xyz, pred_verts = np.zeros((N, 21, 3)), np.zeros((N, 778, 3))
     pred_root, pred_uv = np.zeros((N, 3)), np.full((N, 21, 2), np.nan)
     labels = {k: np.zeros(shape) for k, shape in (("keypoints", (N, 21, 3)), ("vertices", (N, 778, 3)),
@@ -398,6 +411,13 @@ def _run(model, S, weights_path, data_path, split, out, batch_size, num_workers,
                                      "camera-space root cannot be registered; cannot place the mesh in camera space")
                 roots = batch["root"].numpy()
             pred_root[idx] = roots
+            for (name, axes), table in table_roots.items():
+                if table is None:
+                    continue
+                if uv is None or (sil_prob is None and name in ("1d", "adaptive")):
+                    table_roots[name, axes] = None
+                    continue
+                table[idx] = _register_batch(_root_solver(name, axes or 12), verts, kps, uv, batch, sil_prob, S)
             pred_verts[idx] = verts.numpy() + roots[:, None]
             pred_xyz[idx] = kps.numpy() + roots[:, None]
             bar.update(B)
@@ -482,6 +502,21 @@ def _run(model, S, weights_path, data_path, split, out, batch_size, num_workers,
     scores["silhouette_iou"] = float(np.mean(iou[valid_iou])) if state["has_sil"] and valid_iou.any() else None
 
     scores = {"scored": True, **scores, **info, "notes": notes}
+    if root_table:
+        rel_j, rel_v = pred_xyz - pred_root[:, None], pred_verts - pred_root[:, None]
+        table_roots[("gt", None)] = labels["root"]
+        rows = []
+        for name, axes, label in ROOT_TABLE_ROWS:
+            r = table_roots.get((name, axes))
+            if r is None:
+                continue
+            rows.append({"method": name, "num_axes": axes, "label": label,
+                         "cs_mpjpe_mm": float(np.mean(metrics.mpjpe(rel_j + r[:, None], gj))) * 1000.0,
+                         "cs_mpvpe_mm": (float(np.mean(metrics.mpvpe(rel_v + r[:, None], gv))) * 1000.0
+                                         if has_verts else None),
+                         "root_error_mm": float(np.mean(metrics.root_error(r, labels["root"]))) * 1000.0})
+        scores["root_table"] = rows
+        files["root_table.md"] = _write_root_table(out_dir / "root_table.md", rows, info)
     files["per_sample.csv"] = _write_csv(out_dir / "per_sample.csv", per, flags["left"])
     files["pck_joints.png"] = _plot_pck(out_dir / "pck_joints.png", pred_xyz, gj, "joints (21)",
                                         scores["cs_auc_joints"], scores["pa_auc_joints"], state["root_source"])
@@ -493,6 +528,23 @@ def _run(model, S, weights_path, data_path, split, out, batch_size, num_workers,
     scores["files"] = files
     _write_json(out_dir / "scores.json", scores)
     return scores
+
+
+def format_root_table(rows: list[dict]) -> str:
+    """The rows of ``scores["root_table"]`` as a Markdown table (millimetres)."""
+    lines = ["| root | CS-MPJPE (mm) | CS-MPVPE (mm) | root error (mm) |", "|---|---|---|---|"]
+    for r in rows:
+        mpvpe = "n/a" if r["cs_mpvpe_mm"] is None else f"{r['cs_mpvpe_mm']:.1f}"
+        lines.append(f"| {r['label']} | {r['cs_mpjpe_mm']:.1f} | {mpvpe} | {r['root_error_mm']:.1f} |")
+    return "\n".join(lines)
+
+
+def _write_root_table(path: Path, rows: list[dict], info: dict) -> str:
+    head = (f"Root recovery (CMR Table 4) of model {info['model']!r} on {info['data']} ({info['split']}), "
+            f"crop {info['crop']}: the same root-relative predictions placed by each root method.\n\n")
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(head + format_root_table(rows) + "\n", encoding="utf-8")
+    return str(path)
 
 
 def _root_solver(method: str, num_axes: int):

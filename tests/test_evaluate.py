@@ -288,3 +288,38 @@ def test_box_crop_for_full_frame_images(eval_set, tiny_weights, tmp_path, no_reg
     assert box["kp2d_error_px"] != full["kp2d_error_px"]
     with pytest.raises(ValueError, match="crop"):
         evaluate(tiny_weights, eval_set, out=tmp_path / "bad", crop="tight")
+
+
+def test_root_table_places_one_prediction_by_every_method(eval_set, tmp_path):
+    """root_table=True: every Table 4 row from one forward pass; each row equals a separate evaluation with that
+    root method, the ground-truth row has no root error, and a model without a silhouette gets no 1D rows."""
+    transform = _rotated_crops()
+    dataset = FreiHAND(eval_set, "evaluation")
+    scores = evaluate(Oracle(dataset, transform, silhouette=True), eval_set, out=tmp_path / "table", batch_size=8,
+                      transform=transform, progress=False, root_table=True)
+    rows = {(r["method"], r["num_axes"]): r for r in scores["root_table"]}
+    assert list(rows) == [("gt", None), ("pnp", None), ("2d", None), ("1d", 2), ("1d", 12), ("adaptive", 2),
+                          ("adaptive", 12)]
+    assert rows["gt", None]["root_error_mm"] == 0.0
+    assert rows["gt", None]["cs_mpjpe_mm"] == pytest.approx(scores["rr_mpjpe_mm"], abs=1e-6)
+    assert rows["2d", None]["root_error_mm"] < 1e-3
+    assert rows["adaptive", 12]["cs_mpjpe_mm"] == pytest.approx(scores["cs_mpjpe_mm"], abs=1e-9)
+    single = evaluate(Oracle(dataset, transform, silhouette=True), eval_set, out=tmp_path / "one", batch_size=8,
+                      transform=transform, progress=False, root_method="1d", num_axes=2)
+    assert rows["1d", 2]["root_error_mm"] == pytest.approx(single["root_error_mm"], abs=1e-9)
+    assert rows["1d", 2]["root_error_mm"] != rows["1d", 12]["root_error_mm"]
+    text = (tmp_path / "table" / "root_table.md").read_text()
+    assert "| 1D, A = 2 |" in text and "oracle" in text
+
+    no_sil = evaluate(Oracle(dataset, transform, silhouette=False), eval_set, out=tmp_path / "nosil", batch_size=8,
+                      transform=transform, progress=False, root_table=True)
+    assert [r["method"] for r in no_sil["root_table"]] == ["gt", "pnp", "2d"]
+
+
+def test_eval_command_prints_the_root_table(eval_set, tiny_weights, tmp_path, capsys):
+    code = main(["eval", str(tiny_weights), "--data", str(eval_set), "--out", str(tmp_path / "e"), "--root-table",
+                 "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "root recovery (CMR Table 4)" in out and "| ground-truth root |" in out
+    assert (tmp_path / "e" / "root_table.md").is_file()

@@ -25,6 +25,18 @@ def test_shipped_tiny_synth_config_loads_with_typed_values():
     assert cfg.train.steps >= 100
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))
+def test_every_shipped_config_loads_and_names_a_buildable_model(name):
+    """Each recipe in configs/ parses, its model config (preset + overrides) is valid, and its milestones fall
+    inside the run."""
+    from handrecon.models import build_model
+
+    cfg = load_config(CONFIGS / name)
+    model = build_model(cfg.model.name, **cfg.model.overrides)
+    assert cfg.data.input_size in (None, model.input_size)
+    assert all(0 < m < cfg.train.steps for m in cfg.optim.milestones)
+
+
 def test_overrides_set_nested_keys_list_items_and_append():
     cfg = config_from_dict(MINIMAL, [
         "optim.lr=1e-3",              # YAML 1.1 reads this as a string; the schema makes it a float
