@@ -12,6 +12,7 @@ come from the papers' loss sections:
 - HAMR (Eq. 8): squared errors on 3D/2D keypoints (:func:`keypoint_mse`, :func:`keypoint_2d_mse`), MSE on
   stacked heatmaps (:func:`heatmap_mse`) and L1 between a rendered soft silhouette and the mask
   (:func:`silhouette_l1`).
+- Ours: L1 on the global rotation of models that regress it (:func:`rotation_l1`).
 
 Conventions (all terms):
 
@@ -48,6 +49,7 @@ __all__ = [
     "keypoint_mse",
     "keypoint_3d_l1",
     "regress_keypoints",
+    "rotation_l1",
     "keypoint_2d_l1",
     "keypoint_2d_mse",
     "heatmap_bce",
@@ -202,6 +204,29 @@ def multilevel_mesh_l1(
         term = mesh_l1(p, t, valid) * float(k)
         total = term if total is None else total + term
     return total
+
+
+def rotation_l1(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """L1 loss between rotation matrices, ``mean |R - R*|`` over the 9 entries (the hand's global rotation;
+    our addition, for models with :class:`handrecon.nn.rotation_head.GlobalRotationHead`).
+
+    Args:
+        pred: (B, 3, 3) predicted rotations.
+        target: (B, 3, 3) labels (e.g. ``axis_angle_to_matrix(pose[:, 0])``).
+        valid: optional (B,) per-sample weight; 0 for samples without a pose label.
+
+    Returns:
+        Scalar: the mean absolute error per matrix entry over valid samples (0 = the same rotation; two
+        rotations 180 degrees apart differ by up to 2 per entry).
+    """
+    _check_tensor(pred, "pred", 3, "(B, 3, 3)", last=3)
+    if pred.shape[1] != 3:
+        raise ValueError(f"pred must have shape (B, 3, 3), got {_shape(pred)}")
+    _check_same(target, "target", pred, "pred")
+    _check_valid(valid, pred.shape[0])
+    w = _element_weights(valid, None, pred)
+    target = _sanitize(target, w)
+    return _reduce((pred - target).abs().mean(-1), w)
 
 
 def regress_keypoints(vertices: torch.Tensor, regressor: torch.Tensor) -> torch.Tensor:

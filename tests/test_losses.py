@@ -217,6 +217,18 @@ def test_consistency_2d_zero_for_transformed_view_and_positive_otherwise():
     assert L.consistency_2d(kp1, kp1 + torch.tensor([1.0, 3.0]), eye).item() == pytest.approx(2.0, rel=1e-5)
 
 
+def test_rotation_l1_is_zero_for_the_same_rotation_and_ignores_unlabelled_samples():
+    from handrecon.hand.lbs import axis_angle_to_matrix
+
+    R = axis_angle_to_matrix(torch.tensor([[0.2, -0.4, 1.0], [0.0, 0.0, 0.0]]))
+    assert L.rotation_l1(R, R).item() == 0.0
+    flipped = axis_angle_to_matrix(torch.tensor([[0.0, 0.0, math.pi]] * 2))  # 180 degrees about z
+    eye = torch.eye(3).expand(2, 3, 3)
+    assert L.rotation_l1(flipped, eye).item() == pytest.approx(4.0 / 9.0, abs=1e-6)
+    labels = torch.stack([R[0], torch.full((3, 3), float("nan"))])  # sample 1 has no pose label
+    assert L.rotation_l1(R, labels, valid=torch.tensor([1.0, 0.0])).item() == 0.0
+
+
 def test_rotation_from_affine_matches_the_image_rotation():
     affine = _crop_affine(30.0, 1.7, (100.0, 80.0), (4.0, 9.0))[None]
     r = L.rotation_from_affine(affine)[0]
@@ -272,6 +284,7 @@ def _cases(hand, meshes):
         ("edge_length_loss", lambda p, v: L.edge_length_loss(p, verts, faces, valid=v), noisy),
         ("consistency_2d", lambda p, v: L.consistency_2d(p, 224 * kp2, aff, valid=v), 224 * kp2 + 1),
         ("consistency_3d", lambda p, v: L.consistency_3d(p, verts, rot, valid=v), noisy),
+        ("rotation_l1", lambda p, v: L.rotation_l1(p, rot, valid=v), rot.flip(-1)),
     ]
 
 
@@ -343,6 +356,8 @@ def test_total_loss_weights_logs_and_rejects_unknown_terms():
         (lambda: L.consistency_3d(torch.zeros(2, 5, 3), torch.zeros(2, 5, 3), torch.zeros(2, 3, 3),
                                   root_view1=torch.zeros(3)), "root_view1"),
         (lambda: L.rotation_from_affine(torch.zeros(2, 3, 3)), "affine"),
+        (lambda: L.rotation_l1(torch.zeros(2, 3, 4), torch.zeros(2, 3, 4)), "pred"),
+        (lambda: L.rotation_l1(torch.zeros(2, 3, 3), torch.zeros(1, 3, 3)), "target"),
     ],
 )
 def test_wrong_shapes_raise_naming_the_argument(call, name):

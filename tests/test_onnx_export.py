@@ -147,3 +147,21 @@ def test_export_errors(tmp_path):
     (tmp_path / "junk.onnx").write_text("not a graph")
     with pytest.raises(ValueError, match="onnx_path"):
         Predictor(None, runtime="onnx", onnx_path=tmp_path / "junk.onnx")
+
+
+def test_global_rotation_model_exports_with_its_rotation(tmp_path):
+    torch.manual_seed(2)
+    model = build_model("mobrecon-ghost-sil", input_size=64, template_residual=True, global_rotation=True).eval()
+    with torch.no_grad():
+        for layer in (model.rotation_head.mlp[0], model.rotation_head.mlp[-1]):  # rotations that vary
+            torch.nn.init.normal_(layer.weight, std=3.0)
+    path = export_onnx(model, tmp_path / "rot.onnx")
+    assert onnx_metadata(path)["outputs"] == ["vertices", "keypoints_2d", "silhouette", "global_rotation"]
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    x[1] = 0.2 * x[1]  # a darker image: other pooled features, another rotation
+    with torch.inference_mode():
+        ref = model(x)
+    got = _ort(path, x)
+    assert np.abs(got["global_rotation"] - ref["global_rotation"].numpy()).max() < 1e-4
+    assert np.abs(got["vertices"] - ref["vertices"].numpy()).max() < 5e-4
+    assert np.abs(ref["global_rotation"][0] - ref["global_rotation"][1]).max() > 1e-3

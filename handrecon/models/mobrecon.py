@@ -19,7 +19,10 @@ The decoder predicts vertices in units of ``vertex_scale`` metres (0.2 m, the sc
 meshes by), so its layers work at unit scale; the output is in metres. ``template_residual`` (our addition, off
 in the paper's presets) adds the bundled hand's relaxed template to the decoder's output and starts the last
 layer at zero, so training starts from a plausible hand instead of a blob: much faster convergence when
-compute is short.
+compute is short. ``global_rotation`` (our addition too) regresses the hand's orientation
+(:class:`handrecon.nn.rotation_head.GlobalRotationHead`) and has the decoder predict the hand in the hand model's
+canonical frame, rotated into the camera frame at the end; the model then also outputs ``global_rotation``
+(B,3,3), supervised by the ``rotation`` loss term where the labels hold a pose.
 """
 
 from __future__ import annotations
@@ -29,12 +32,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from handrecon.hand.keypoints import NUM_KEYPOINTS
 from handrecon.models.common import default_template, default_topology
 from handrecon.models.registry import register_model
 from handrecon.nn.densestack import DenseStack, DenseStackConfig
 from handrecon.nn.keypoint_heads import HeatmapHead, MapRegHead, RegressionHead
 from handrecon.nn.lifting import GlobalLifting, PoseVertexLifting, pose_pooling
 from handrecon.nn.normalization import ImageNormalization, check_image_batch
+from handrecon.nn.rotation_head import GlobalRotationHead
 from handrecon.nn.silhouette_head import SilhouetteHead
 from handrecon.nn.spiral import DSConv, SpiralConv, SpiralDecoder
 
@@ -63,6 +68,8 @@ class MobReconConfig:
         silhouette_size, heatmap_size: output map sides (default S / 2).
         vertex_scale: metres per decoder output unit.
         template_residual: predict offsets from the relaxed template (see the module docstring).
+        global_rotation: decode in the canonical hand frame and rotate by a regressed global rotation (see the
+            module docstring).
     """
 
     input_size: int = 128
@@ -78,6 +85,7 @@ class MobReconConfig:
     heatmap_size: int | None = None
     vertex_scale: float = 0.2
     template_residual: bool = False
+    global_rotation: bool = False
 
     def __post_init__(self):
         for name, allowed in (("encoder", ENCODERS), ("keypoint_head", KEYPOINT_HEADS), ("lifting", LIFTINGS),
@@ -101,7 +109,8 @@ def _encoder(name: str) -> nn.Module:
 
 class MobRecon(nn.Module):
     """image (B,3,S,S) RGB in [0, 1] -> dict (see :mod:`handrecon.models.registry`): ``vertices`` (B,778,3),
-    ``keypoints_2d`` (B,21,2) input pixels, ``heatmaps`` / ``silhouette`` logits when configured."""
+    ``keypoints_2d`` (B,21,2) input pixels, ``heatmaps`` / ``silhouette`` logits and ``global_rotation``
+    (B,3,3) when configured."""
 
     def __init__(self, config: MobReconConfig | None = None):
         super().__init__()
@@ -138,6 +147,9 @@ class MobRecon(nn.Module):
             last = self.decoder.head.pointwise if cfg.mesh_conv == "dsconv" else self.decoder.head.linear
             for p in last.parameters():
                 nn.init.zeros_(p)
+        # the rotation head reads the flattened S/32 bottleneck and the 2D keypoints
+        self.rotation_head = (GlobalRotationHead(cfg.latent_channels * (S // 32) ** 2 + 2 * NUM_KEYPOINTS)
+                              if cfg.global_rotation else None)
 
     def forward(self, image: torch.Tensor) -> dict:
         check_image_batch(image, "image", multiple=32)
@@ -158,7 +170,13 @@ class MobRecon(nn.Module):
         vertices = self.decoder(coarse) * self.vertex_scale
         if self.template_residual:
             vertices = vertices + self.template
+        rotation = None
+        if self.rotation_head is not None:  # the decoder's output is in the canonical frame: rotate it
+            rotation = self.rotation_head(torch.cat([latent.flatten(1), uv.flatten(1)], 1))
+            vertices = vertices @ rotation.transpose(1, 2)
         out = {"vertices": vertices, "keypoints_2d": uv * S - 0.5}
+        if rotation is not None:
+            out["global_rotation"] = rotation
         if "heatmaps" in cues:
             out["heatmaps"] = cues["heatmaps"]
         if self.silhouette_head is not None:

@@ -61,7 +61,7 @@ class ConfigError(ValueError):
 SOURCE_KINDS = ("freihand", "synthetic", "rhd", "ho3d")
 #: Loss terms in the order they are logged.
 LOSS_TERMS = ("mesh", "keypoint_3d", "keypoint_2d", "heatmap", "silhouette", "normal", "edge",
-              "consistency_2d", "consistency_3d")
+              "consistency_2d", "consistency_3d", "rotation")
 
 
 def _choices(*values, default):
@@ -72,11 +72,14 @@ def _choices(*values, default):
 class ModelConfig:
     """name: a model preset (``handrecon models``); overrides: fields of that preset's config; init: weights
     to start from (``PATH.safetensors`` written by ``save_model``, e.g. ``runs/x/model.safetensors``), for
-    fine-tuning or continuing a finished run with a new schedule."""
+    fine-tuning or continuing a finished run with a new schedule; init_partial: let ``init`` lack some of the
+    model's tensors (a head added since those weights were trained), which keep their fresh initialisation and
+    are listed in a notice (tensors of the wrong shape, or that the model lacks, still stop the run)."""
 
     name: str = "tiny"
     overrides: dict = field(default_factory=dict)
     init: str | None = None
+    init_partial: bool = False
 
 
 @dataclass
@@ -144,6 +147,7 @@ class LossConfig:
     edge: float = 0.0
     consistency_2d: float = 0.0
     consistency_3d: float = 0.0
+    rotation: float = 0.0
 
 
 @dataclass

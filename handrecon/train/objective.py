@@ -18,6 +18,7 @@ term                model output                                    label (valid
 ``normal``/``edge`` ``vertices``                                    ``vertices_rel`` (``has_vertices``)
 ``consistency_2d``  ``keypoints_2d`` of two views                   ``affine_rel`` (normalised coordinates)
 ``consistency_3d``  ``vertices`` of two views                       ``rotation_rel``
+``rotation``        ``global_rotation`` (B,3,3)                     ``pose[:, 0]`` as a matrix (``has_pose``)
 ==================  ==============================================  ==========================================
 
 Model outputs follow :mod:`handrecon.models.registry` (``vertices`` root-relative metres, ``keypoints_2d`` in
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 
 from handrecon import losses
+from handrecon.hand.lbs import axis_angle_to_matrix
 from handrecon.train.config import LOSS_TERMS, LossConfig
 
 __all__ = ["Objective", "ValidationAccumulator", "NEEDS"]
@@ -45,6 +47,7 @@ NEEDS = {
     "edge": ("vertices",),
     "consistency_2d": ("keypoints_2d",),
     "consistency_3d": ("vertices",),
+    "rotation": ("global_rotation",),
 }
 
 
@@ -168,6 +171,9 @@ class Objective:
                 size = batch["image"].shape[-1]
                 t[term] = losses.consistency_2d(normalized_keypoints_2d(o1, size), normalized_keypoints_2d(o2, size),
                                                 pb["affine_rel"])
+            elif term == "rotation":
+                target = axis_angle_to_matrix(batch["pose"][:, 0].to(out["global_rotation"].dtype))
+                t[term] = losses.rotation_l1(out["global_rotation"], target, valid=batch["has_pose"])
             elif term == "consistency_3d" and pairs is not None:
                 o1, o2, pb = pairs
                 t[term] = losses.consistency_3d(o1["vertices"], o2["vertices"], pb["rotation_rel"])

@@ -107,8 +107,9 @@ def _fmt(values: dict) -> str:
     return ", ".join(f"{k}={v:.4g}" for k, v in values.items())
 
 
-def _load_init_weights(model, path) -> None:
-    """Load ``path`` (safetensors) into ``model``; every tensor must fit (config key ``model.init``)."""
+def _load_init_weights(model, path, partial: bool = False) -> list[str]:
+    """Load ``path`` (safetensors) into ``model``; every tensor must fit (config key ``model.init``). With
+    ``partial`` the file may lack some of the model's tensors; returns the names it lacked."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -126,9 +127,11 @@ def _load_init_weights(model, path) -> None:
     except RuntimeError as exc:
         raise ConfigError(f"config key 'model.init': {p} does not fit the model: "
                           f"{str(exc).splitlines()[-1].strip()}") from None
-    if missing or unexpected:
+    if unexpected or (missing and not partial):
+        hint = "" if unexpected else " (set model.init_partial: true to start those from scratch)"
         raise ConfigError(f"config key 'model.init': {p} does not fit the model: missing {missing[:5]}, "
-                          f"unexpected {unexpected[:5]}")
+                          f"unexpected {unexpected[:5]}{hint}")
+    return list(missing)
 
 
 class Trainer:
@@ -200,7 +203,10 @@ class Trainer:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"config key 'model': {exc}") from None
         if cfg.model.init:
-            _load_init_weights(model, cfg.model.init)
+            fresh = _load_init_weights(model, cfg.model.init, partial=cfg.model.init_partial)
+            if fresh:
+                self.say(f"note: {len(fresh)} tensors are not in model.init and start from scratch: "
+                         + ", ".join(fresh[:6]) + (" ..." if len(fresh) > 6 else ""))
         model_size = getattr(model.config, "input_size", None)
         size = cfg.data.input_size or model_size or 128
         if model_size is not None and int(model_size) != int(size):

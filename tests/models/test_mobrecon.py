@@ -158,3 +158,23 @@ def test_template_residual_starts_at_the_template_and_learns_everywhere():
     dead = [n for n, p in model.named_parameters()
             if n.startswith("decoder") and (p.grad is None or p.grad.abs().sum() == 0)]
     assert dead == []
+
+
+def test_global_rotation_decodes_in_the_canonical_frame_and_rotates():
+    from handrecon.hand.lbs import axis_angle_to_matrix
+    from handrecon.models.common import default_template
+
+    model = build_model("mobrecon-ghost-sil", input_size=64, template_residual=True, global_rotation=True)
+    assert count_complexity(model)["unused"] == []
+    image = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        out = model.eval()(image)
+        # a new head starts at R = I: the template, as without the head
+        assert torch.equal(out["global_rotation"], torch.eye(3).expand(2, 3, 3))
+        assert torch.allclose(out["vertices"], default_template().expand(2, -1, -1), atol=1e-7)
+        # the vertices are the canonical decoder output rotated by the head's rotation
+        R = axis_angle_to_matrix(torch.tensor([0.3, -1.2, 0.5]))
+        model.rotation_head.mlp[-1].bias.copy_(torch.cat([R[:, 0], R[:, 1]]))
+        rotated = model(image)
+    assert torch.allclose(rotated["global_rotation"][0], R, atol=1e-6)
+    assert torch.allclose(rotated["vertices"], default_template() @ R.T, atol=1e-6)

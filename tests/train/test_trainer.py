@@ -132,3 +132,35 @@ def test_shipped_config_trains_on_the_fly_synthetic_data(tmp_path):
     summary = train(cfg, tmp_path / "synth")
     assert summary["step"] == 2 and summary["val"]["samples"] == 4
     assert (tmp_path / "synth" / "model.safetensors").is_file()
+
+
+def test_init_partial_adds_a_rotation_head_to_saved_weights_and_trains_it(synth_sets, tmp_path):
+    from handrecon.models import build_model, save_model
+    from handrecon.train import config_from_dict
+
+    base = build_model("mobrecon-ghost-sil", input_size=64, template_residual=True)
+    marked = next(n for n, p in base.named_parameters() if n.startswith("encoder") and p.ndim == 4)
+    with torch.no_grad():
+        dict(base.named_parameters())[marked].fill_(0.123)  # no fresh initialisation looks like this
+    save_model(base, tmp_path / "base")
+
+    def config(partial):
+        return config_from_dict({
+            "model": {"name": "mobrecon-ghost-sil", "init": str(tmp_path / "base.safetensors"),
+                      "init_partial": partial,
+                      "overrides": {"input_size": 64, "template_residual": True, "global_rotation": True}},
+            "data": {"train": [{"kind": "freihand", "root": synth_sets[0]}], "batch_size": 4},
+            "loss": {"mesh": [5.0], "rotation": 1.0},
+            "optim": {"lr": 1e-3},
+            "train": {"steps": 3, "log_every": 1, "checkpoint_every": 1000, "progress": False},
+        }, [])
+
+    with pytest.raises(ConfigError, match=r"model\.init.*missing.*rotation_head.*init_partial"):
+        train(config(False), tmp_path / "strict")
+    summary = train(config(True), tmp_path / "run")
+    assert summary["step"] == 3
+    rows = _rows(tmp_path / "run" / "train_log.csv")
+    assert float(rows[0]["rotation"]) > 0  # synthetic labels hold the global rotation
+    trained = load_file(str(tmp_path / "run" / "model.safetensors"))
+    assert (trained[marked] - 0.123).abs().max() < 0.01  # started from model.init (3 Adam steps of 1e-3)
+    assert any(k.startswith("rotation_head") for k in trained)
