@@ -2,27 +2,31 @@
 the number of training samples seen.
 
     .venv/bin/python scripts/learning_curve.py runs/curve data/synth-eval-s7-300 docs/images/learning_curve.png
+    .venv/bin/python scripts/learning_curve.py runs/curve-s2 data/synth-eval-s7-300 docs/images/learning_curve.png \
+        --every 1000 --after docs/images/learning_curve_stage1.json
 
 CHECKPOINTS is a folder of ``step_N.safetensors`` + ``step_N.json`` (copies of a run's ``checkpoint/model.*``
 taken as training went); each is evaluated with ``handrecon.evaluate.evaluate`` (box crops x 1.4 around the
 labelled hand, ground-truth root so the curve measures the root-relative mesh) and the table is printed and
 written next to the PNG as JSON. Scores are cached per checkpoint (``step_N.scores.json``), so the script can
-run again as a run goes on; ``--every K`` scores only steps that are multiples of K.
+run again as a run goes on; ``--every K`` scores only steps that are multiples of K. ``--after PREV.json`` puts
+an earlier stage's curve (this script's JSON) first and counts this run's samples after it. The dashed lines
+are the floor of a constant relaxed hand on the same images (:mod:`handrecon.baselines`).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
-import sys
 import tempfile
 from pathlib import Path
 
 from handrecon.evaluate import evaluate
 
 
-def main(checkpoints: str, data: str, out_png: str, crop_scale: float = 1.4, every: int = 1) -> None:
-    folder = Path(checkpoints)
+def score_checkpoints(folder: Path, data: str, crop_scale: float, every: int, offset: int = 0) -> list[dict]:
+    """One row per ``step_N`` checkpoint in ``folder`` (multiples of ``every``), samples counted from ``offset``."""
     steps = sorted(int(re.match(r"step_(\d+)", p.stem).group(1)) for p in folder.glob("step_*.safetensors"))
     steps = [s for s in steps if s % every == 0]
     if not steps:
@@ -32,22 +36,43 @@ def main(checkpoints: str, data: str, out_png: str, crop_scale: float = 1.4, eve
         for step in steps:
             cached = folder / f"step_{step}.scores.json"
             if cached.exists():
-                rows.append(json.loads(cached.read_text()))
-                continue
-            info = json.loads((folder / f"step_{step}.json").read_text())
-            batch = info["training_config"]["data"]["batch_size"]
-            s = evaluate(folder / f"step_{step}", data, out=Path(tmp) / str(step), root="gt", crop="box",
-                         crop_scale=crop_scale, progress=False)
-            rows.append({"step": step, "samples": step * batch, "pa_mpjpe_mm": s["pa_mpjpe_mm"],
-                         "pa_mpvpe_mm": s["pa_mpvpe_mm"], "kp2d_error_px": s["kp2d_error_px"],
-                         "f5": s["f5"], "f15": s["f15"]})
-            cached.write_text(json.dumps(rows[-1]))
-            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rows[-1].items()))
-    _plot(out_png, rows, data)
-    Path(out_png).with_suffix(".json").write_text(json.dumps(rows, indent=1))
+                row = json.loads(cached.read_text())
+            else:
+                info = json.loads((folder / f"step_{step}.json").read_text())
+                batch = info["training_config"]["data"]["batch_size"]
+                s = evaluate(folder / f"step_{step}", data, out=Path(tmp) / str(step), root="gt", crop="box",
+                             crop_scale=crop_scale, progress=False)
+                row = {"step": step, "samples": step * batch, "pa_mpjpe_mm": s["pa_mpjpe_mm"],
+                       "pa_mpvpe_mm": s["pa_mpvpe_mm"], "kp2d_error_px": s["kp2d_error_px"],
+                       "f5": s["f5"], "f15": s["f15"]}
+                cached.write_text(json.dumps(row))
+            row = dict(row, samples=row["samples"] + offset, stage_samples=row["samples"])
+            rows.append(row)
+            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+    return rows
 
 
-def _plot(path, rows, data) -> None:
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoints")
+    parser.add_argument("data", help="a held-out FreiHAND-layout folder")
+    parser.add_argument("out_png")
+    parser.add_argument("--crop-scale", type=float, default=1.4)
+    parser.add_argument("--every", type=int, default=1)
+    parser.add_argument("--after", help="the JSON of an earlier stage's curve, drawn first")
+    args = parser.parse_args()
+    before = json.loads(Path(args.after).read_text()) if args.after else []
+    offset = before[-1]["samples"] if before else 0
+    rows = before + score_checkpoints(Path(args.checkpoints), args.data, args.crop_scale, args.every, offset)
+    from handrecon.baselines import constant_hand_scores
+    from handrecon.data import FreiHAND
+
+    floor = constant_hand_scores(FreiHAND(args.data, "evaluation"), "relaxed")
+    _plot(args.out_png, rows, args.data, floor, stage_start=offset if before else None)
+    Path(args.out_png).with_suffix(".json").write_text(json.dumps(rows, indent=1))
+
+
+def _plot(path, rows, data, floor: dict, stage_start=None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -57,11 +82,17 @@ def _plot(path, rows, data) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for key, label in (("pa_mpjpe_mm", "PA-MPJPE (mm)"), ("pa_mpvpe_mm", "PA-MPVPE (mm)"),
                        ("kp2d_error_px", "2D keypoint error (px)")):
-        ax.plot(x, [r[key] for r in rows], marker="o", label=label)
+        line, = ax.plot(x, [r[key] for r in rows], marker="o", label=label)
+        if key in floor:
+            ax.axhline(floor[key], color=line.get_color(), ls="--", lw=1)
+    ax.plot([], [], "k--", lw=1, label="constant relaxed hand")
+    if stage_start is not None:
+        ax.axvline(stage_start / 1000, color="0.5", lw=1)
+        ax.text(stage_start / 1000, 0.02, " stage 2", transform=ax.get_xaxis_transform(), fontsize=8, color="0.4")
     ax.set_xlabel("training samples seen (thousands)")
     ax.set_title(f"held-out synthetic set: {Path(data).name}", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
@@ -69,12 +100,4 @@ def _plot(path, rows, data) -> None:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    every = 1
-    if "--every" in args:
-        i = args.index("--every")
-        every = int(args[i + 1])
-        del args[i:i + 2]
-    if len(args) != 3:
-        raise SystemExit(__doc__)
-    main(*args, every=every)
+    main()
