@@ -9,16 +9,17 @@ The model interface every family implements: ``model(image)`` with ``image`` flo
 (each model normalises its input itself, so training, the Predictor and an ONNX export feed the same thing) and
 an ``input_size`` attribute (S) returns a dict of tensors:
 
-=================  ===============  =========================================================
-key                shape            meaning
-=================  ===============  =========================================================
-``vertices``       (B,778,3)        root-relative vertices, metres, crop camera frame
-``vertices_l1..``  (B,V_l,3)        coarser mesh levels (optional; for per-level losses)
-``keypoints_2d``   (B,21,2)         keypoints in input pixels, pixel i centred at i (optional)
-``heatmaps``       (B,21,h,w)       joint heatmap logits (optional)
-``silhouette``     (B,1,s,s)        silhouette logits over the whole input (optional)
-``keypoints``      (B,21,3)         root-relative keypoints (optional; else regressed from vertices)
-=================  ===============  =========================================================
+=====================  ===============  =================================================================
+key                    shape            meaning
+=====================  ===============  =================================================================
+``vertices``           (B,778,3)        root-relative vertices, metres, crop camera frame
+``vertices_l1..``      (B,V_l,3)        coarser mesh levels (optional; for per-level losses)
+``keypoints_2d``       (B,21,2)         keypoints in input pixels, pixel i centred at i (optional)
+``heatmaps``           (B,21,h,w)       joint heatmap logits (optional)
+``silhouette``         (B,1,s,s)        silhouette logits over the whole input (optional)
+``keypoints``          (B,21,3)         root-relative keypoints (optional; else regressed from vertices)
+``global_rotation``    (B,3,3)          the hand's rotation in the crop camera frame (optional)
+=====================  ===============  =================================================================
 """
 
 from __future__ import annotations
