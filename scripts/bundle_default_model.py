@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bundle_default_model.py runs/mobrecon-ghost-sil-s2/model \
         --stage configs/mobrecon-ghost-sil-synth.yaml 76800 49 "2 training threads + 1 rendering worker" \
-        --stage configs/mobrecon-ghost-sil-synth-stage2.yaml 160000 150 "1 training thread + 1 rendering worker"
+        --stage configs/mobrecon-ghost-sil-synth-stage2.yaml 160000 133 "1 training thread + 1 rendering worker"
 
 Each ``--stage CONFIG SAMPLES MINUTES HOW`` is one training run of the recipe, in order (a later stage starts
 from the earlier one's weights with ``model.init``); the JSON records them and their totals.
