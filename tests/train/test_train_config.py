@@ -149,3 +149,28 @@ def test_cli_train_help_and_config_error_exit_code(tmp_path, capsys):
                  "data.batch_size=0"]) == 2
     assert "data.batch_size" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_aggregation_ablation_rows_are_valid_overrides_of_its_config():
+    """scripts/aggregation_ablation.py trains its config once per Table 3 row: every row's overrides must load
+    and build a model that aggregates as the row says (a row with groups has that many more input maps)."""
+    import importlib.util
+
+    from handrecon.models import build_model
+
+    path = CONFIGS.parent / "scripts" / "aggregation_ablation.py"
+    spec = importlib.util.spec_from_file_location("aggregation_ablation", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.CONFIG.exists()
+    seen = set()
+    for row, (aggregation, groups, seed) in script.ROWS.items():
+        cfg = load_config(script.CONFIG, [f"model.overrides.aggregation={aggregation}",
+                                          f"model.overrides.groups=[{','.join(groups)}]", f"train.seed={seed}"])
+        model = build_model(cfg.model.name, **cfg.model.overrides)
+        assert model.config.aggregation == aggregation and cfg.train.seed == seed
+        if aggregation == "group":
+            assert model.config.groups == tuple(groups) and model.aggregate.num_groups > 0
+        seen.add((aggregation, tuple(groups) if aggregation == "group" else ()))
+    # Table 3's six settings: heatmaps alone, part, level, tip, part + tip, all three
+    assert len(seen) == 6
