@@ -177,16 +177,6 @@ def matmul_peak_gflops(threads: int, size: int = 1024, repeats: int = 7) -> floa
     return 2 * size ** 3 / s / 1e9
 
 
-def _ort_session(path, threads: int):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
 def bench_models(presets=("mobrecon-dense", "mobrecon-ghost"), batches=(1, 32), threads=(1, 2),
                  runtimes=("torch", "onnx"), repeats: int = 30, predict: bool = True, registration: bool = True,
                  out_json=None, progress: bool = True) -> dict:
@@ -218,13 +208,13 @@ def bench_models(presets=("mobrecon-dense", "mobrecon-ghost"), batches=(1, 32), 
                 entry = {"input_size": S, "macs": c["macs"], "parameters": c["parameters"], "runs": []}
                 onnx_path = None
                 if "onnx" in runtimes:
-                    from handrecon.export import export_onnx
+                    from handrecon.export import export_onnx, onnx_session
 
                     onnx_path = export_onnx(model, Path(tmp) / f"{preset}.onnx")
                 for runtime in runtimes:
                     for t in threads:
                         torch.set_num_threads(t)
-                        session = _ort_session(onnx_path, t) if runtime == "onnx" else None
+                        session = onnx_session(onnx_path, t) if runtime == "onnx" else None
                         for b in batches:
                             x = torch.rand(b, 3, S, S)
                             if runtime == "onnx":

@@ -32,12 +32,14 @@ from torch import nn
 
 from handrecon.fileio import atomic_path
 
-__all__ = ["export_onnx", "verify_onnx", "onnx_metadata", "OUTPUT_ORDER", "DEFAULT_OPSET", "EXPORTERS",
+__all__ = ["export_onnx", "verify_onnx", "onnx_metadata", "onnx_session", "OUTPUT_ORDER", "DEFAULT_OPSET", "EXPORT_REVISION", "EXPORTERS",
            "PARITY_TOLERANCE"]
 
 #: Outputs first in this order (those the model has), then any other keys sorted by name.
 OUTPUT_ORDER = ("vertices", "keypoints", "keypoints_2d", "silhouette", "heatmaps")
 DEFAULT_OPSET = 18
+#: Bumped whenever the exported graph of a model changes (new re-formulations), so cached exports are redone.
+EXPORT_REVISION = 2
 EXPORTERS = ("dynamo", "torchscript")
 #: Largest ONNX-vs-PyTorch difference accepted: metres for vertices and keypoints, pixels for keypoints_2d.
 PARITY_TOLERANCE = {"vertices": 5e-4, "keypoints": 5e-4, "keypoints_2d": 0.5}
@@ -106,6 +108,23 @@ def onnx_metadata(path) -> dict:
     return meta
 
 
+def onnx_session(path, num_threads: int | None = None, device="cpu"):
+    """An ONNX Runtime session for an exported model, set up as handrecon times and runs it: ``num_threads``
+    intra-op threads (None = ONNX Runtime's default), sequential execution, the CPU provider (CUDA first when
+    ``device`` is a CUDA device and the installed ONNX Runtime has it)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if num_threads:
+        options.intra_op_num_threads = int(num_threads)
+        options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    providers = ["CPUExecutionProvider"]
+    if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    return ort.InferenceSession(str(path), options, providers=providers)
+
+
 def _regressor():
     from handrecon.hand import load_hand_model
 
@@ -117,17 +136,13 @@ def verify_onnx(model: nn.Module, path, batch_size: int = 2, seed: int = 0, tole
     [0, 1]); return {output key: max |difference|} (``keypoints`` regressed from the vertices when the model has
     none) and raise ValueError when vertices or keypoints differ by more than 0.5 mm or ``keypoints_2d`` by
     more than 0.5 px (:data:`PARITY_TOLERANCE`)."""
-    import onnxruntime as ort
-
     tol = dict(PARITY_TOLERANCE, **(tolerance or {}))
     S = _input_size(model)
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(batch_size, 3, S, S, generator=g)
     with torch.inference_mode():
         ref = {k: v.detach().cpu().double().numpy() for k, v in model(x).items() if isinstance(v, torch.Tensor)}
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = max(1, torch.get_num_threads())
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = onnx_session(path, max(1, torch.get_num_threads()))
     names = [o.name for o in session.get_outputs()]
     got = dict(zip(names, (np.asarray(a, np.float64) for a in session.run(None, {"image": x.numpy()}))))
     missing = sorted(set(ref) - set(got))

@@ -357,13 +357,13 @@ def cache_dir() -> Path:
 def _fingerprint(model: nn.Module) -> str:
     """Hash of a model's preset, config and weights (names the cached ONNX export)."""
     from handrecon import __version__
-    from handrecon.export import DEFAULT_OPSET
+    from handrecon.export import DEFAULT_OPSET, EXPORT_REVISION
 
     h = hashlib.sha256()
     config = getattr(model, "config", None)
     config = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else repr(config)
     h.update(json.dumps([_model_name(model), getattr(model, "preset", None), config, __version__, DEFAULT_OPSET,
-                         torch.__version__], sort_keys=True, default=str).encode())
+                         EXPORT_REVISION, torch.__version__], sort_keys=True, default=str).encode())
     for key, value in sorted(model.state_dict().items()):
         h.update(key.encode())
         h.update(value.detach().cpu().contiguous().numpy().tobytes())
@@ -374,19 +374,6 @@ def onnx_cache_path(model: nn.Module) -> Path:
     """Where ``Predictor(model, runtime="onnx")`` keeps the model's ONNX export:
     ``cache_dir()/onnx/NAME-HASH.onnx``, HASH covering the preset, config, weights and library versions."""
     return cache_dir() / "onnx" / f"{_model_name(model)}-{_fingerprint(model)}.onnx"
-
-
-def _onnx_session(path, num_threads, device):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    if num_threads:
-        options.intra_op_num_threads = int(num_threads)
-        options.inter_op_num_threads = 1
-    providers = ["CPUExecutionProvider"]
-    if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
-    return ort.InferenceSession(str(path), options, providers=providers)
 
 
 def resolve_model(spec=None) -> nn.Module:
@@ -473,11 +460,11 @@ class Predictor:
         onnx_path = Path(onnx_path)
         if not onnx_path.is_file():
             raise ValueError(f"onnx_path: no such file: '{onnx_path}'")
-        from handrecon.export import onnx_metadata
+        from handrecon.export import onnx_metadata, onnx_session
 
         self.onnx_path = onnx_path
         try:
-            self.session = _onnx_session(onnx_path, num_threads, device)
+            self.session = onnx_session(onnx_path, num_threads, device)
             meta = onnx_metadata(onnx_path)
         except Exception as exc:  # noqa: BLE001 - ONNX Runtime and onnx raise their own kinds
             raise ValueError(f"onnx_path: cannot load '{onnx_path}' as an ONNX model ({type(exc).__name__}: "

@@ -26,6 +26,31 @@ def test_dsconv_is_depthwise_then_pointwise(topo):
     assert sum(p.numel() for p in conv.parameters()) == 9 * 5 + 5 * 7
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # the exporter's own deprecation notices
+@pytest.mark.parametrize("out_channels", [3, 40])
+def test_dsconv_onnx_export_gives_the_same_numbers_fused_or_not(topo, tmp_path, out_channels):
+    """Narrow DSConvs export as one matrix product with the fused weight (no element-wise ReduceSum pass);
+    wider ones keep the two steps. Either way ONNX Runtime reproduces PyTorch."""
+    import onnx
+    import onnxruntime as ort
+
+    from handrecon.nn.spiral import EXPORT_FUSED_MAX_OUT, spiral_gather
+
+    torch.manual_seed(0)
+    idx = topo.spiral(1, 9)
+    conv = DSConv(16, out_channels, idx).eval()
+    x = torch.randn(2, idx.shape[0], 16)
+    torch.testing.assert_close(spiral_gather(x, conv.indices).flatten(2) @ conv.fused_weight().T, conv(x),
+                               rtol=1e-5, atol=1e-5)
+    path = tmp_path / "dsconv.onnx"
+    torch.onnx.export(conv, (x,), str(path), dynamo=True, input_names=["x"])
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    fused = out_channels <= EXPORT_FUSED_MAX_OUT
+    assert ("ReduceSum" not in ops) == fused, ops
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
+    torch.testing.assert_close(torch.from_numpy(got), conv(x).detach(), rtol=1e-4, atol=1e-5)
+
+
 def test_spiralconv_is_a_linear_map_of_the_concatenated_spiral(topo):
     torch.manual_seed(0)
     idx = topo.spiral(2, 9)
