@@ -32,8 +32,8 @@ from torch import nn
 
 from handrecon.fileio import atomic_path
 
-__all__ = ["export_onnx", "verify_onnx", "onnx_metadata", "onnx_session", "OUTPUT_ORDER", "DEFAULT_OPSET", "EXPORT_REVISION", "EXPORTERS",
-           "PARITY_TOLERANCE"]
+__all__ = ["export_onnx", "verify_onnx", "onnx_metadata", "onnx_session", "OUTPUT_ORDER", "DEFAULT_OPSET",
+           "EXPORT_REVISION", "EXPORTERS", "PARITY_TOLERANCE"]
 
 #: Outputs first in this order (those the model has), then any other keys sorted by name.
 OUTPUT_ORDER = ("vertices", "keypoints", "keypoints_2d", "silhouette", "heatmaps")

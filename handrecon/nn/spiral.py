@@ -66,8 +66,8 @@ class SpiralConv(nn.Module):
 #: In ONNX exports, DSConvs with at most this many output channels run as one matrix product of the flattened
 #: spiral features with :meth:`DSConv.fused_weight` (S x more multiply-adds, but no element-wise pass over the
 #: (V, S, C_in) neighbours, which is memory-bound): MobRecon's two finest layers (64 -> 32 and 32 -> 3 channels
-#: at 778 vertices), 4% of the GhostStack model's ONNX Runtime latency on 1 and 2 threads. Wider layers are
-#: faster unfused. PyTorch keeps the two steps, so training and the Mult-Add counts are the paper's.
+#: at 778 vertices), -4% ONNX Runtime latency for both MobRecon encoders on 1 and 2 threads (a Xeon). Wider
+#: layers are faster unfused. PyTorch keeps the two steps, so training and the Mult-Add counts are the paper's.
 EXPORT_FUSED_MAX_OUT = 32
 
 

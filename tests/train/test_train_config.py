@@ -164,13 +164,14 @@ def test_aggregation_ablation_rows_are_valid_overrides_of_its_config():
     spec.loader.exec_module(script)
     assert script.CONFIG.exists()
     seen = set()
-    for row, (aggregation, groups, seed) in script.ROWS.items():
-        cfg = load_config(script.CONFIG, [f"model.overrides.aggregation={aggregation}",
-                                          f"model.overrides.groups=[{','.join(groups)}]", f"train.seed={seed}"])
-        model = build_model(cfg.model.name, **cfg.model.overrides)
-        assert model.config.aggregation == aggregation and cfg.train.seed == seed
-        if aggregation == "group":
-            assert model.config.groups == tuple(groups) and model.aggregate.num_groups > 0
+    for aggregation, groups in script.SETTINGS.values():
+        for seed in script.SEEDS:
+            cfg = load_config(script.CONFIG, [f"model.overrides.aggregation={aggregation}",
+                                              f"model.overrides.groups=[{','.join(groups)}]", f"train.seed={seed}"])
+            model = build_model(cfg.model.name, **cfg.model.overrides)
+            assert model.config.aggregation == aggregation and cfg.train.seed == seed
+            if aggregation == "group":
+                assert model.config.groups == tuple(groups) and model.aggregate.num_groups > 0
         seen.add((aggregation, tuple(groups) if aggregation == "group" else ()))
     # Table 3's six settings: heatmaps alone, part, level, tip, part + tip, all three
     assert len(seen) == 6
