@@ -42,16 +42,21 @@ def _run(cmd: list[str], log: Path) -> None:
         raise RuntimeError(f"{' '.join(cmd)} failed with exit code {result.returncode}; see {log}")
 
 
+def overrides(setting: str, seed: int) -> list[str]:
+    """The ``KEY=VALUE`` overrides of :data:`CONFIG` that train ``setting`` with training seed ``seed``."""
+    aggregation, groups = SETTINGS[setting]
+    return [f"model.overrides.aggregation={aggregation}", f"model.overrides.groups=[{','.join(groups)}]",
+            f"train.seed={seed}"]
+
+
 def train_and_score(setting: str, seed: int, out: Path, eval_data: str, handrecon: str) -> dict:
     """Train one setting with one seed into ``OUT/<setting>-seed<seed>`` (unless done) and score it (unless
     scored); returns its scores.json."""
-    aggregation, groups = SETTINGS[setting]
     run = out / f"{setting}-seed{seed}"
     run.mkdir(parents=True, exist_ok=True)
     if not (run / "model.safetensors").exists():
         resume = ["--resume"] if (run / "checkpoint").exists() else []
-        _run([handrecon, "train", str(CONFIG), f"model.overrides.aggregation={aggregation}",
-              f"model.overrides.groups=[{','.join(groups)}]", f"train.seed={seed}", "--out", str(run), *resume],
+        _run([handrecon, "train", str(CONFIG), *overrides(setting, seed), "--out", str(run), *resume],
              run / "train.out")
     scores = run / "eval" / "scores.json"
     if not scores.exists():
