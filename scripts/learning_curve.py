@@ -1,16 +1,20 @@
 """Learning curve of a training run: score saved checkpoints on a held-out set and plot the errors against
 the number of training samples seen.
 
-    .venv/bin/python scripts/learning_curve.py runs/curve data/synth-eval-s7-300 docs/images/learning_curve.png
-    .venv/bin/python scripts/learning_curve.py runs/curve-s2 data/synth-eval-s7-300 docs/images/learning_curve.png \
-        --every 1000 --after docs/images/learning_curve_stage1.json
+    .venv/bin/python scripts/learning_curve.py runs/curve data/synth-eval-s7-300 \
+        docs/images/learning_curve_stage1.png
+    .venv/bin/python scripts/learning_curve.py runs/curve-s2 data/synth-eval-s7-300 \
+        docs/images/learning_curve_stage2.png --every 1000 --after docs/images/learning_curve_stage1.json
+    .venv/bin/python scripts/learning_curve.py runs/curve-s3 data/synth-eval-s7-300 \
+        docs/images/learning_curve.png --every 1000 --after docs/images/learning_curve_stage2.json
 
 CHECKPOINTS is a folder of ``step_N.safetensors`` + ``step_N.json`` (copies of a run's ``checkpoint/model.*``
 taken as training went); each is evaluated with ``handrecon.evaluate.evaluate`` (box crops x 1.4 around the
 labelled hand, ground-truth root so the curve measures the root-relative mesh) and the table is printed and
 written next to the PNG as JSON. Scores are cached per checkpoint (``step_N.scores.json``), so the script can
 run again as a run goes on; ``--every K`` scores only steps that are multiples of K. ``--after PREV.json`` puts
-an earlier stage's curve (this script's JSON) first and counts this run's samples after it. The dashed lines
+the earlier stages' curve (this script's JSON) first, counts this run's samples after it and numbers this run
+as the next stage (a grey line marks where each stage began). The dashed lines
 are the floor of a constant relaxed hand on the same images (:mod:`handrecon.baselines`).
 """
 
@@ -25,8 +29,10 @@ from pathlib import Path
 from handrecon.evaluate import evaluate
 
 
-def score_checkpoints(folder: Path, data: str, crop_scale: float, every: int, offset: int = 0) -> list[dict]:
-    """One row per ``step_N`` checkpoint in ``folder`` (multiples of ``every``), samples counted from ``offset``."""
+def score_checkpoints(folder: Path, data: str, crop_scale: float, every: int, offset: int = 0,
+                      stage: int = 1) -> list[dict]:
+    """One row per ``step_N`` checkpoint in ``folder`` (multiples of ``every``), samples counted from ``offset``,
+    each marked as training stage ``stage``."""
     steps = sorted(int(re.match(r"step_(\d+)", p.stem).group(1)) for p in folder.glob("step_*.safetensors"))
     steps = [s for s in steps if s % every == 0]
     if not steps:
@@ -46,7 +52,7 @@ def score_checkpoints(folder: Path, data: str, crop_scale: float, every: int, of
                        "pa_mpvpe_mm": s["pa_mpvpe_mm"], "kp2d_error_px": s["kp2d_error_px"],
                        "f5": s["f5"], "f15": s["f15"]}
                 cached.write_text(json.dumps(row))
-            row = dict(row, samples=row["samples"] + offset, stage_samples=row["samples"])
+            row = dict(row, samples=row["samples"] + offset, stage_samples=row["samples"], stage=stage)
             rows.append(row)
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
     return rows
@@ -63,16 +69,28 @@ def main() -> None:
     args = parser.parse_args()
     before = json.loads(Path(args.after).read_text()) if args.after else []
     offset = before[-1]["samples"] if before else 0
-    rows = before + score_checkpoints(Path(args.checkpoints), args.data, args.crop_scale, args.every, offset)
+    stage = stage_of(before[-1]) + 1 if before else 1
+    rows = before + score_checkpoints(Path(args.checkpoints), args.data, args.crop_scale, args.every, offset, stage)
     from handrecon.baselines import constant_hand_scores
     from handrecon.data import FreiHAND
 
     floor = constant_hand_scores(FreiHAND(args.data, "evaluation"), "relaxed")
-    _plot(args.out_png, rows, args.data, floor, stage_start=offset if before else None)
+    _plot(args.out_png, rows, args.data, floor)
     Path(args.out_png).with_suffix(".json").write_text(json.dumps(rows, indent=1))
 
 
-def _plot(path, rows, data, floor: dict, stage_start=None) -> None:
+def stage_of(row: dict) -> int:
+    """The training stage a curve row belongs to (rows written before stages were numbered: 1 without a
+    ``stage_samples`` count, 2 with one)."""
+    return row.get("stage", 2 if "stage_samples" in row else 1)
+
+
+def stage_starts(rows: list[dict]) -> list[tuple[int, int]]:
+    """(stage, samples seen when it began) for each stage after the first: the previous row's total."""
+    return [(stage_of(row), prev["samples"]) for prev, row in zip(rows, rows[1:]) if stage_of(row) != stage_of(prev)]
+
+
+def _plot(path, rows, data, floor: dict) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,9 +104,9 @@ def _plot(path, rows, data, floor: dict, stage_start=None) -> None:
         if key in floor:
             ax.axhline(floor[key], color=line.get_color(), ls="--", lw=1)
     ax.plot([], [], "k--", lw=1, label="constant relaxed hand")
-    if stage_start is not None:
-        ax.axvline(stage_start / 1000, color="0.5", lw=1)
-        ax.text(stage_start / 1000, 0.02, " stage 2", transform=ax.get_xaxis_transform(), fontsize=8, color="0.4")
+    for stage, start in stage_starts(rows):
+        ax.axvline(start / 1000, color="0.5", lw=1)
+        ax.text(start / 1000, 0.02, f" stage {stage}", transform=ax.get_xaxis_transform(), fontsize=8, color="0.4")
     ax.set_xlabel("training samples seen (thousands)")
     ax.set_title(f"held-out synthetic set: {Path(data).name}", fontsize=10)
     ax.grid(alpha=0.3)
