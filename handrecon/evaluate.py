@@ -51,7 +51,7 @@ from torch.utils.data import DataLoader, Dataset
 from handrecon import metrics
 from handrecon.fileio import atomic_path
 
-__all__ = ["evaluate", "EvaluationError", "find_register_root", "format_root_table", "ROOT_CHOICES", "ROOT_METHODS",
+__all__ = ["evaluate", "eval_transform", "EvaluationError", "find_register_root", "format_root_table", "ROOT_CHOICES", "ROOT_METHODS",
            "ROOT_TABLE_ROWS", "HEADLINE"]
 
 #: Accepted values of ``evaluate(root=...)``.
@@ -321,21 +321,29 @@ def evaluate(weights, data, split: str = "evaluation", out=None, batch_size: int
         model.train(was_training)  # a model object passed in (e.g. by the trainer) gets its mode back
 
 
+def eval_transform(input_size: int, crop: str = "auto", crop_scale: float = 1.3):
+    """The deterministic evaluation crop at a model's ``input_size`` (what :func:`evaluate` uses by default): a
+    :class:`handrecon.data.TrainingTransform` without augmentation or heatmaps, with the silhouette at input
+    resolution and root-relative labels in the crop's camera frame (``keypoints_2d`` normalised to the crop).
+    ``crop`` / ``crop_scale`` as in :func:`evaluate`."""
+    from handrecon.data import Augmentation, TargetConfig, TrainingTransform
+
+    augmentation = Augmentation(output_size=input_size, eval_crop=crop, eval_scale=crop_scale)
+    return TrainingTransform(TargetConfig(input_size=input_size, train=False, heatmap_size=0,
+                                          silhouette_size=input_size, levels=0, augmentation=augmentation))
+
+
 def _run(model, S, weights_path, data_path, split, out, batch_size, num_workers, device, root, hand_model,
          transform, progress, method=("adaptive", 12), crop=("auto", 1.3), root_table=False) -> dict:
     from tqdm import tqdm
 
     from handrecon import __version__
-    from handrecon.data import FreiHAND, TargetConfig, TrainingTransform
+    from handrecon.data import FreiHAND
 
     out_dir = Path(out) if out is not None else _default_out(weights_path, split)
     dataset = FreiHAND(data_path, split, hand_model=hand_model)
     if transform is None:
-        from handrecon.data import Augmentation
-
-        augmentation = Augmentation(output_size=S, eval_crop=crop[0], eval_scale=crop[1])
-        transform = TrainingTransform(TargetConfig(input_size=S, train=False, heatmap_size=0, silhouette_size=S,
-                                                   levels=0, augmentation=augmentation))
+        transform = eval_transform(S, *crop)
     items = _EvalItems(dataset, transform, f"{data_path} ({split})")
     loader = DataLoader(items, batch_size=int(batch_size), shuffle=False, num_workers=int(num_workers),
                         collate_fn=_collate)

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from handrecon.data import Augmentation, FreiHAND, TargetConfig, TrainingTransform
+from handrecon.data import FreiHAND
+from handrecon.evaluate import eval_transform
 from handrecon.hand import load_hand_model
 from handrecon.metrics import pa_mpjpe, pa_mpvpe
 from handrecon.models import load_model
@@ -46,9 +47,7 @@ def score(model, data: str, crop_scale: float, batch_size: int = 32) -> dict:
     if not hasattr(model, "keypoint_head"):
         raise SystemExit(f"{type(model).__name__} has no keypoint_head: this diagnostic is for MobRecon models")
     S = model.config.input_size
-    transform = TrainingTransform(TargetConfig(
-        input_size=S, train=False, heatmap_size=0, silhouette_size=0, levels=0,
-        augmentation=Augmentation(output_size=S, eval_crop="box", eval_scale=crop_scale)))
+    transform = eval_transform(S, "box", crop_scale)
     dataset = FreiHAND(data, "evaluation")
     loader = DataLoader([transform(dataset[i]) for i in range(len(dataset))], batch_size=batch_size)
     regressor = load_hand_model("open").keypoint_regressor.double()

@@ -1,0 +1,49 @@
+"""scripts/learning_curve.py: where a multi-stage curve marks the start of each stage; scripts/oracle_keypoints.py:
+the 2D head swapped for given keypoints."""
+
+import importlib.util
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "learning_curve.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("learning_curve", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_stage_starts_marks_each_later_stage_at_the_previous_total():
+    script = _script()
+    # stage 1 rows written before stages were numbered, stage 2 with only its own sample count, stage 3 numbered
+    rows = [{"samples": 100}, {"samples": 200},
+            {"samples": 300, "stage_samples": 100}, {"samples": 400, "stage_samples": 200},
+            {"samples": 450, "stage_samples": 50, "stage": 3}, {"samples": 500, "stage_samples": 100, "stage": 3}]
+    assert [script.stage_of(r) for r in rows] == [1, 1, 2, 2, 3, 3]
+    assert script.stage_starts(rows) == [(2, 200), (3, 400)]
+    assert script.stage_starts(rows[:2]) == []
+
+
+def test_oracle_keypoints_replaces_the_2d_head_only_inside_the_block():
+    """scripts/oracle_keypoints.py: the model reads the given keypoints inside the block, its own after it."""
+    import torch
+
+    from handrecon.models import build_model
+
+    path = SCRIPT.parent / "oracle_keypoints.py"
+    spec = importlib.util.spec_from_file_location("oracle_keypoints", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    torch.manual_seed(0)
+    model = build_model("mobrecon-ghost-sil").eval()
+    image = torch.rand(2, 3, 128, 128)
+    uv = torch.rand(2, 21, 2)
+    with torch.inference_mode():
+        own = model(image)
+        with script.keypoints_replaced(model, uv):
+            replaced = model(image)
+        after = model(image)
+    assert torch.allclose(replaced["keypoints_2d"], uv * 128 - 0.5)
+    assert not torch.allclose(replaced["vertices"], own["vertices"])  # pose pooling read the given keypoints
+    assert torch.equal(after["keypoints_2d"], own["keypoints_2d"]) and torch.equal(after["vertices"], own["vertices"])
