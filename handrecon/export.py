@@ -32,11 +32,13 @@ from torch import nn
 
 from handrecon.fileio import atomic_path
 
-__all__ = ["export_onnx", "verify_onnx", "onnx_metadata", "onnx_session", "OUTPUT_ORDER", "DEFAULT_OPSET",
-           "EXPORT_REVISION", "EXPORTERS", "PARITY_TOLERANCE"]
+__all__ = ["export_onnx", "verify_onnx", "onnx_metadata", "onnx_session", "OUTPUT_ORDER", "TRAINING_OUTPUTS",
+           "DEFAULT_OPSET", "EXPORT_REVISION", "EXPORTERS", "PARITY_TOLERANCE"]
 
 #: Outputs first in this order (those the model has), then any other keys sorted by name.
 OUTPUT_ORDER = ("vertices", "keypoints", "keypoints_2d", "silhouette", "heatmaps")
+#: Outputs only a loss term reads (``vertices_canonical``: ``vertices`` before the global rotation); not exported.
+TRAINING_OUTPUTS = ("vertices_canonical",)
 DEFAULT_OPSET = 18
 #: Bumped whenever the exported graph of a model changes (new re-formulations), so cached exports are redone.
 EXPORT_REVISION = 2
@@ -73,7 +75,8 @@ def _output_keys(out: dict) -> list[str]:
     if not isinstance(out, dict) or "vertices" not in out:
         raise ValueError("the model must return a dict with at least 'vertices'")
     keys = [k for k in OUTPUT_ORDER if isinstance(out.get(k), torch.Tensor)]
-    keys += sorted(k for k, v in out.items() if k not in OUTPUT_ORDER and isinstance(v, torch.Tensor))
+    keys += sorted(k for k, v in out.items()
+                   if k not in OUTPUT_ORDER + TRAINING_OUTPUTS and isinstance(v, torch.Tensor))
     return keys
 
 
@@ -141,7 +144,8 @@ def verify_onnx(model: nn.Module, path, batch_size: int = 2, seed: int = 0, tole
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(batch_size, 3, S, S, generator=g)
     with torch.inference_mode():
-        ref = {k: v.detach().cpu().double().numpy() for k, v in model(x).items() if isinstance(v, torch.Tensor)}
+        ref = {k: v.detach().cpu().double().numpy() for k, v in model(x).items()
+               if isinstance(v, torch.Tensor) and k not in TRAINING_OUTPUTS}
     session = onnx_session(path, max(1, torch.get_num_threads()))
     names = [o.name for o in session.get_outputs()]
     got = dict(zip(names, (np.asarray(a, np.float64) for a in session.run(None, {"image": x.numpy()}))))

@@ -22,7 +22,9 @@ layer at zero, so training starts from a plausible hand instead of a blob: much 
 compute is short. ``global_rotation`` (our addition too) regresses the hand's orientation
 (:class:`handrecon.nn.rotation_head.GlobalRotationHead`) and has the decoder predict the hand in the hand model's
 canonical frame, rotated into the camera frame at the end; the model then also outputs ``global_rotation``
-(B,3,3), supervised by the ``rotation`` loss term where the labels hold a pose.
+(B,3,3), supervised by the ``rotation`` loss term where the labels hold a pose, and the decoder's own output
+``vertices_canonical`` (B,778,3), which the ``canonical_mesh`` term supervises against the labelled mesh turned
+back by the labelled rotation, so the decoder learns the articulation apart from the rotation head's errors.
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ def _encoder(name: str) -> nn.Module:
 class MobRecon(nn.Module):
     """image (B,3,S,S) RGB in [0, 1] -> dict (see :mod:`handrecon.models.registry`): ``vertices`` (B,778,3),
     ``keypoints_2d`` (B,21,2) input pixels, ``heatmaps`` / ``silhouette`` logits and ``global_rotation``
-    (B,3,3) when configured."""
+    (B,3,3) with ``vertices_canonical`` (B,778,3) when configured."""
 
     def __init__(self, config: MobReconConfig | None = None):
         super().__init__()
@@ -173,10 +175,11 @@ class MobRecon(nn.Module):
         rotation = None
         if self.rotation_head is not None:  # the decoder's output is in the canonical frame: rotate it
             rotation = self.rotation_head(torch.cat([latent.flatten(1), uv.flatten(1)], 1))
-            vertices = vertices @ rotation.transpose(1, 2)
+            canonical, vertices = vertices, vertices @ rotation.transpose(1, 2)
         out = {"vertices": vertices, "keypoints_2d": uv * S - 0.5}
         if rotation is not None:
             out["global_rotation"] = rotation
+            out["vertices_canonical"] = canonical
         if "heatmaps" in cues:
             out["heatmaps"] = cues["heatmaps"]
         if self.silhouette_head is not None:

@@ -19,6 +19,7 @@ key                    shape            meaning
 ``silhouette``         (B,1,s,s)        silhouette logits over the whole input (optional)
 ``keypoints``          (B,21,3)         root-relative keypoints (optional; else regressed from vertices)
 ``global_rotation``    (B,3,3)          the hand's rotation in the crop camera frame (optional)
+``vertices_canonical`` (B,778,3)        with ``global_rotation``: the mesh before it, ``vertices = V_c R^T``
 =====================  ===============  =================================================================
 """
 

@@ -61,7 +61,7 @@ class ConfigError(ValueError):
 SOURCE_KINDS = ("freihand", "synthetic", "rhd", "ho3d")
 #: Loss terms in the order they are logged.
 LOSS_TERMS = ("mesh", "keypoint_3d", "keypoint_2d", "heatmap", "silhouette", "normal", "edge",
-              "consistency_2d", "consistency_3d", "rotation")
+              "consistency_2d", "consistency_3d", "rotation", "canonical_mesh")
 
 
 def _choices(*values, default):
@@ -148,6 +148,7 @@ class LossConfig:
     consistency_2d: float = 0.0
     consistency_3d: float = 0.0
     rotation: float = 0.0
+    canonical_mesh: float = 0.0
 
 
 @dataclass

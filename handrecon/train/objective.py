@@ -19,6 +19,8 @@ term                model output                                    label (valid
 ``consistency_2d``  ``keypoints_2d`` of two views                   ``affine_rel`` (normalised coordinates)
 ``consistency_3d``  ``vertices`` of two views                       ``rotation_rel``
 ``rotation``        ``global_rotation`` (B,3,3)                     ``pose[:, 0]`` as a matrix (``has_pose``)
+``canonical_mesh``  ``vertices_canonical`` (the mesh before the     ``vertices_rel`` turned back by ``pose[:, 0]``
+                    global rotation)                                (``has_vertices`` and ``has_pose``)
 ==================  ==============================================  ==========================================
 
 Model outputs follow :mod:`handrecon.models.registry` (``vertices`` root-relative metres, ``keypoints_2d`` in
@@ -48,6 +50,7 @@ NEEDS = {
     "consistency_2d": ("keypoints_2d",),
     "consistency_3d": ("vertices",),
     "rotation": ("global_rotation",),
+    "canonical_mesh": ("vertices_canonical",),
 }
 
 
@@ -174,6 +177,11 @@ class Objective:
             elif term == "rotation":
                 target = axis_angle_to_matrix(batch["pose"][:, 0].to(out["global_rotation"].dtype))
                 t[term] = losses.rotation_l1(out["global_rotation"], target, valid=batch["has_pose"])
+            elif term == "canonical_mesh":
+                # vertices = V_c R^T, so the labelled mesh in the canonical frame is vertices_rel R
+                pred = out["vertices_canonical"]
+                target = batch["vertices_rel"].to(pred.dtype) @ axis_angle_to_matrix(batch["pose"][:, 0].to(pred.dtype))
+                t[term] = losses.mesh_l1(pred, target, valid=batch["has_vertices"] * batch["has_pose"])
             elif term == "consistency_3d" and pairs is not None:
                 o1, o2, pb = pairs
                 t[term] = losses.consistency_3d(o1["vertices"], o2["vertices"], pb["rotation_rel"])
