@@ -180,7 +180,8 @@ class Objective:
             elif term == "canonical_mesh":
                 # vertices = V_c R^T, so the labelled mesh in the canonical frame is vertices_rel R
                 pred = out["vertices_canonical"]
-                target = batch["vertices_rel"].to(pred.dtype) @ axis_angle_to_matrix(batch["pose"][:, 0].to(pred.dtype))
+                rotation = axis_angle_to_matrix(batch["pose"][:, 0].to(pred.dtype))
+                target = batch["vertices_rel"].to(pred.dtype) @ rotation
                 t[term] = losses.mesh_l1(pred, target, valid=batch["has_vertices"] * batch["has_pose"])
             elif term == "consistency_3d" and pairs is not None:
                 o1, o2, pb = pairs

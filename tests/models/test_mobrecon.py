@@ -180,4 +180,5 @@ def test_global_rotation_decodes_in_the_canonical_frame_and_rotates():
     assert torch.allclose(rotated["vertices"], default_template() @ R.T, atol=1e-6)
     # the decoder's own output is given too, for the canonical_mesh loss term
     assert torch.allclose(rotated["vertices_canonical"], default_template().expand(2, -1, -1), atol=1e-7)
-    assert torch.allclose(rotated["vertices"], rotated["vertices_canonical"] @ rotated["global_rotation"].transpose(1, 2))
+    R_out = rotated["global_rotation"]
+    assert torch.allclose(rotated["vertices"], rotated["vertices_canonical"] @ R_out.transpose(1, 2))
