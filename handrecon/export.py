@@ -144,8 +144,8 @@ def verify_onnx(model: nn.Module, path, batch_size: int = 2, seed: int = 0, tole
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(batch_size, 3, S, S, generator=g)
     with torch.inference_mode():
-        ref = {k: v.detach().cpu().double().numpy() for k, v in model(x).items()
-               if isinstance(v, torch.Tensor) and k not in TRAINING_OUTPUTS}
+        out = model(x)
+        ref = {k: out[k].detach().cpu().double().numpy() for k in _output_keys(out)}
     session = onnx_session(path, max(1, torch.get_num_threads()))
     names = [o.name for o in session.get_outputs()]
     got = dict(zip(names, (np.asarray(a, np.float64) for a in session.run(None, {"image": x.numpy()}))))
