@@ -1,5 +1,5 @@
 """scripts/learning_curve.py: where a multi-stage curve marks the start of each stage; scripts/oracle_keypoints.py:
-the 2D head swapped for given keypoints."""
+the 2D head swapped for given keypoints; scripts/error_breakdown.py: errors grouped by occlusion and visibility."""
 
 import importlib.util
 from pathlib import Path
@@ -47,3 +47,24 @@ def test_oracle_keypoints_replaces_the_2d_head_only_inside_the_block():
     assert torch.allclose(replaced["keypoints_2d"], uv * 128 - 0.5)
     assert not torch.allclose(replaced["vertices"], own["vertices"])  # pose pooling read the given keypoints
     assert torch.equal(after["keypoints_2d"], own["keypoints_2d"]) and torch.equal(after["vertices"], own["vertices"])
+
+
+def test_error_breakdown_groups_per_sample_errors_by_the_scene_metadata(tmp_path):
+    import json
+
+    spec = importlib.util.spec_from_file_location("error_breakdown", SCRIPT.parent / "error_breakdown.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    errors = [10.0, 20.0, 30.0, 40.0]
+    lines = "".join(f"{i},{e}\n" for i, e in enumerate(errors))
+    (tmp_path / "per_sample.csv").write_text("index,pa_mpjpe_mm\n" + lines)
+    meta = [{"occluded": False, "visible": [True] * 4}, {"occluded": False, "visible": [True, True, True, False]},
+            {"occluded": True, "visible": [True, False, False, False]}, {"occluded": True, "visible": [False] * 4}]
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    rows = {name: (n, v) for name, n, v in script.breakdown(str(tmp_path / "per_sample.csv"),
+                                                             str(tmp_path / "meta.json"))}
+    assert rows["all: mean"] == (4, 25.0) and rows["all: share under 12 mm"] == (4, 0.25)
+    assert rows["occluder"] == (2, 35.0) and rows["no occluder"] == (2, 15.0)
+    assert rows["all keypoints visible"] == (1, 10.0)
+    assert rows["visible keypoints 75%-100%"] == (1, 20.0)
+    assert rows["visible keypoints 0%-50%"] == (2, 35.0)

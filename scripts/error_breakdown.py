@@ -1,0 +1,57 @@
+"""Where a model's errors lie on a synthetic evaluation set: PA-MPJPE quantiles and means by occlusion and by the
+share of visible keypoints, from the per-sample scores of ``handrecon eval`` and the set's scene metadata.
+
+    .venv/bin/handrecon eval handrecon/assets/models/mobrecon-ghost-sil-synth --data data/synth-eval-s7 \\
+        --crop box --crop-scale 1.4 --out outputs/final/eval_bundled
+    .venv/bin/python scripts/error_breakdown.py outputs/final/eval_bundled/per_sample.csv \\
+        data/synth-eval-s7/evaluation_meta.json
+
+``evaluation_meta.json`` is written by ``handrecon synth`` (per sample: ``occluded``, ``visible`` per keypoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+
+import numpy as np
+
+VISIBLE_BINS = ((0.0, 0.5), (0.5, 0.75), (0.75, 1.0), (1.0, 1.0))
+
+
+def breakdown(per_sample_csv: str, meta_json: str, threshold_mm: float = 12.0) -> list[tuple[str, int, float]]:
+    """Rows (group, number of samples, value in mm, or a fraction for the share under ``threshold_mm``)."""
+    with open(per_sample_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    with open(meta_json) as f:
+        meta = json.load(f)
+    index = np.array([int(r["index"]) for r in rows])
+    pa = np.array([float(r["pa_mpjpe_mm"]) for r in rows])
+    if index.size == 0 or index.max() >= len(meta):
+        raise SystemExit(f"{per_sample_csv}: {len(rows)} samples, indices beyond the {len(meta)} of {meta_json}")
+    occluded = np.array([bool(meta[i]["occluded"]) for i in index])
+    visible = np.array([float(np.mean(meta[i]["visible"])) for i in index])
+    out = [("all: mean", pa.size, pa.mean()), ("all: median", pa.size, float(np.median(pa))),
+           (f"all: share under {threshold_mm:g} mm", pa.size, float((pa < threshold_mm).mean())),
+           ("occluder", int(occluded.sum()), pa[occluded].mean() if occluded.any() else float("nan")),
+           ("no occluder", int((~occluded).sum()), pa[~occluded].mean() if (~occluded).any() else float("nan"))]
+    for lo, hi in VISIBLE_BINS:
+        sel = visible == 1.0 if lo == hi else (visible >= lo) & (visible < hi)
+        name = "all keypoints visible" if lo == hi else f"visible keypoints {lo:.0%}-{hi:.0%}"
+        out.append((name, int(sel.sum()), pa[sel].mean() if sel.any() else float("nan")))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("per_sample", help="per_sample.csv written by handrecon eval")
+    parser.add_argument("meta", help="<split>_meta.json of the synthetic set")
+    args = parser.parse_args()
+    print("| group | samples | PA-MPJPE (mm) |\n|---|---|---|")
+    for name, n, value in breakdown(args.per_sample, args.meta):
+        print(f"| {name} | {n} | {value:.3f} |" if "share" in name else f"| {name} | {n} | {value:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
