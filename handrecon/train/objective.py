@@ -140,6 +140,14 @@ class Objective:
         """
         t: dict[str, torch.Tensor] = {}
         want = self.weights if terms is None else [k for k in self.weights if k in terms]
+        rotations: dict[torch.dtype, torch.Tensor] = {}
+
+        def labelled_rotation(dtype: torch.dtype) -> torch.Tensor:
+            """``pose[:, 0]`` as (B,3,3) matrices, built once for the terms that use it."""
+            if dtype not in rotations:
+                rotations[dtype] = axis_angle_to_matrix(batch["pose"][:, 0].to(dtype))
+            return rotations[dtype]
+
         for term in want:
             if term == "mesh":
                 preds = [out[_level_key(lv)] for lv, _ in self.mesh_levels]
@@ -175,13 +183,12 @@ class Objective:
                 t[term] = losses.consistency_2d(normalized_keypoints_2d(o1, size), normalized_keypoints_2d(o2, size),
                                                 pb["affine_rel"])
             elif term == "rotation":
-                target = axis_angle_to_matrix(batch["pose"][:, 0].to(out["global_rotation"].dtype))
+                target = labelled_rotation(out["global_rotation"].dtype)
                 t[term] = losses.rotation_l1(out["global_rotation"], target, valid=batch["has_pose"])
             elif term == "canonical_mesh":
                 # vertices = V_c R^T, so the labelled mesh in the canonical frame is vertices_rel R
                 pred = out["vertices_canonical"]
-                rotation = axis_angle_to_matrix(batch["pose"][:, 0].to(pred.dtype))
-                target = batch["vertices_rel"].to(pred.dtype) @ rotation
+                target = batch["vertices_rel"].to(pred.dtype) @ labelled_rotation(pred.dtype)
                 t[term] = losses.mesh_l1(pred, target, valid=batch["has_vertices"] * batch["has_pose"])
             elif term == "consistency_3d" and pairs is not None:
                 o1, o2, pb = pairs
