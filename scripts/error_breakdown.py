@@ -32,14 +32,16 @@ def breakdown(per_sample_csv: str, meta_json: str, threshold_mm: float = 12.0) -
         raise SystemExit(f"{per_sample_csv}: {len(rows)} samples, indices beyond the {len(meta)} of {meta_json}")
     occluded = np.array([bool(meta[i]["occluded"]) for i in index])
     visible = np.array([float(np.mean(meta[i]["visible"])) for i in index])
-    out = [("all: mean", pa.size, pa.mean()), ("all: median", pa.size, float(np.median(pa))),
+
+    def group(name: str, sel: np.ndarray) -> tuple[str, int, float]:
+        return name, int(sel.sum()), float(pa[sel].mean()) if sel.any() else float("nan")
+
+    out = [group("all: mean", np.ones_like(occluded)), ("all: median", pa.size, float(np.median(pa))),
            (f"all: share under {threshold_mm:g} mm", pa.size, float((pa < threshold_mm).mean())),
-           ("occluder", int(occluded.sum()), pa[occluded].mean() if occluded.any() else float("nan")),
-           ("no occluder", int((~occluded).sum()), pa[~occluded].mean() if (~occluded).any() else float("nan"))]
+           group("occluder", occluded), group("no occluder", ~occluded)]
     for lo, hi in VISIBLE_BINS:
         sel = visible == 1.0 if lo == hi else (visible >= lo) & (visible < hi)
-        name = "all keypoints visible" if lo == hi else f"visible keypoints {lo:.0%}-{hi:.0%}"
-        out.append((name, int(sel.sum()), pa[sel].mean() if sel.any() else float("nan")))
+        out.append(group("all keypoints visible" if lo == hi else f"visible keypoints {lo:.0%}-{hi:.0%}", sel))
     return out
 
 

@@ -4,11 +4,12 @@ the 2D head swapped for given keypoints; scripts/error_breakdown.py: errors grou
 import importlib.util
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "learning_curve.py"
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("learning_curve", SCRIPT)
+def _script(name: str = "learning_curve"):
+    """scripts/NAME.py imported as a module (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -31,10 +32,7 @@ def test_oracle_keypoints_replaces_the_2d_head_only_inside_the_block():
 
     from handrecon.models import build_model
 
-    path = SCRIPT.parent / "oracle_keypoints.py"
-    spec = importlib.util.spec_from_file_location("oracle_keypoints", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _script("oracle_keypoints")
     torch.manual_seed(0)
     model = build_model("mobrecon-ghost-sil").eval()
     image = torch.rand(2, 3, 128, 128)
@@ -52,9 +50,7 @@ def test_oracle_keypoints_replaces_the_2d_head_only_inside_the_block():
 def test_error_breakdown_groups_per_sample_errors_by_the_scene_metadata(tmp_path):
     import json
 
-    spec = importlib.util.spec_from_file_location("error_breakdown", SCRIPT.parent / "error_breakdown.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _script("error_breakdown")
     errors = [10.0, 20.0, 30.0, 40.0]
     lines = "".join(f"{i},{e}\n" for i, e in enumerate(errors))
     (tmp_path / "per_sample.csv").write_text("index,pa_mpjpe_mm\n" + lines)
