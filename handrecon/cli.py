@@ -71,7 +71,7 @@ def _cmd_synth(args) -> int:
     from handrecon.synth import SceneConfig, write_dataset
 
     try:
-        config = SceneConfig(size=args.size, left_probability=args.left_fraction)
+        config = SceneConfig(size=args.size, left_probability=args.left_fraction, mask=args.mask)
         out = write_dataset(args.out, args.num, split=args.split, seed=args.seed, config=config,
                             workers=args.workers, progress=not args.quiet)
     except ValueError as exc:
@@ -298,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--workers", type=int, default=2, help="worker processes (default: 2; 0 = in-process)")
     synth.add_argument("--left-fraction", type=float, default=0.0,
                        help="fraction of left hands, made by mirroring (default: 0)")
+    synth.add_argument("--mask", default="visible", choices=("visible", "full"),
+                       help="what the masks cover: the visible hand (default, as FreiHAND) or the full hand, "
+                            "also behind occluders (the silhouette a 1D root registration needs)")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(func=_cmd_synth)
 

@@ -8,7 +8,11 @@ the number of training samples seen.
     .venv/bin/python scripts/learning_curve.py runs/curve-s3 data/synth-eval-s7-300 \
         docs/images/learning_curve_stage3.png --every 1000 --after docs/images/learning_curve_stage2.json
     .venv/bin/python scripts/learning_curve.py runs/curve-s4 data/synth-eval-s7-300 \
-        docs/images/learning_curve.png --every 1000 --after docs/images/learning_curve_stage3.json
+        docs/images/learning_curve_stage4.png --every 1000 --after docs/images/learning_curve_stage3.json
+    .venv/bin/python scripts/learning_curve.py runs/curve-s5 data/synth-eval-s7-300 \
+        docs/images/learning_curve_stage5.png --every 1000 --after docs/images/learning_curve_stage4.json
+    .venv/bin/python scripts/learning_curve.py runs/curve-s6 data/synth-eval-s7-300 \
+        docs/images/learning_curve.png --every 1000 --after docs/images/learning_curve_stage5.json
 
 CHECKPOINTS is a folder of ``step_N.safetensors`` + ``step_N.json`` (copies of a run's ``checkpoint/model.*``
 taken as training went); each is evaluated with ``handrecon.evaluate.evaluate`` (box crops x 1.4 around the

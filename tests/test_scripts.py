@@ -1,5 +1,6 @@
 """scripts/learning_curve.py: where a multi-stage curve marks the start of each stage; scripts/oracle_keypoints.py:
-the 2D head swapped for given keypoints; scripts/error_breakdown.py: errors grouped by occlusion and visibility."""
+the 2D head swapped for given keypoints; scripts/error_breakdown.py: errors grouped by occlusion and visibility;
+scripts/root_oracle.py: roots registered from a set's own labels."""
 
 import importlib.util
 from pathlib import Path
@@ -53,7 +54,7 @@ def test_error_breakdown_groups_per_sample_errors_by_the_scene_metadata(tmp_path
     script = _script("error_breakdown")
     errors = [10.0, 20.0, 30.0, 40.0]
     lines = "".join(f"{i},{e}\n" for i, e in enumerate(errors))
-    (tmp_path / "per_sample.csv").write_text("index,pa_mpjpe_mm\n" + lines)
+    (tmp_path / "per_sample.csv").write_text("index,pa_mpjpe_mm,root_error_mm\n" + lines.replace("\n", ",5\n"))
     meta = [{"occluded": False, "visible": [True] * 4}, {"occluded": False, "visible": [True, True, True, False]},
             {"occluded": True, "visible": [True, False, False, False]}, {"occluded": True, "visible": [False] * 4}]
     (tmp_path / "meta.json").write_text(json.dumps(meta))
@@ -64,3 +65,23 @@ def test_error_breakdown_groups_per_sample_errors_by_the_scene_metadata(tmp_path
     assert rows["all keypoints visible"] == (1, 10.0)
     assert rows["visible keypoints 75%-100%"] == (1, 20.0)
     assert rows["visible keypoints 0%-50%"] == (2, 35.0)
+    roots = dict((name, v) for name, _, v in script.breakdown(str(tmp_path / "per_sample.csv"),
+                                                               str(tmp_path / "meta.json"), column="root_error_mm"))
+    assert roots["all: mean"] == 5.0 and roots["all: share under 12 mm"] == 1.0
+
+
+def test_root_oracle_1d_root_needs_full_hand_masks_under_occlusion(tmp_path):
+    """From perfect labels the 1D root of an occluded hand is exact with full-hand masks and off with visible ones."""
+    import numpy as np
+
+    from handrecon.synth import AppearanceConfig, SceneConfig, write_dataset
+
+    script = _script("root_oracle")
+    errors = {}
+    for mask in ("visible", "full"):
+        config = SceneConfig(size=128, appearance=AppearanceConfig(occluder_probability=1.0), mask=mask)
+        write_dataset(tmp_path / mask, 6, split="evaluation", seed=3, config=config, workers=0, progress=False)
+        errors[mask] = script.oracle_root_errors(str(tmp_path / mask))
+    assert np.all(errors["full"]["2d"] < 1e-4)  # exact 2D keypoints of an exact mesh
+    assert np.all(errors["full"]["1d"] < 0.01)
+    assert errors["visible"]["1d"].mean() > 3 * errors["full"]["1d"].mean()

@@ -93,6 +93,8 @@ class SourceConfig:
     weight: share of this source in a mix of several training sources.
     length: synthetic: number of samples (required); disk kinds: use only the first ``length`` samples.
     seed, size, offset: synthetic: stream seed, rendered image side, first index of the stream.
+    mask: synthetic: ``visible`` (default) or ``full`` (the hand also behind occluders; see
+        :attr:`handrecon.synth.SceneConfig.mask`).
     mano: path to MANO_RIGHT.pkl to pose FreiHAND's/HO3D's MANO labels into meshes (optional).
     """
 
@@ -104,6 +106,7 @@ class SourceConfig:
     seed: int = 0
     size: int = 224
     offset: int = 0
+    mask: str = _choices("visible", "full", default="visible")
     mano: str | None = None
 
 

@@ -30,7 +30,8 @@ def build_source(src: SourceConfig, key: str) -> Dataset:
             from handrecon.synth import SceneConfig
             from handrecon.synth.dataset import SyntheticHands
 
-            return SyntheticHands(src.length, seed=src.seed, config=SceneConfig(size=src.size), offset=src.offset)
+            return SyntheticHands(src.length, seed=src.seed, config=SceneConfig(size=src.size, mask=src.mask),
+                                  offset=src.offset)
         hand_model = None
         if src.mano:
             from handrecon.hand import load_hand_model

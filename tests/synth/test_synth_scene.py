@@ -118,6 +118,27 @@ def test_occluders_hide_part_of_the_hand():
     assert np.median(hidden) > 0.02
 
 
+def test_full_masks_cover_the_hand_behind_occluders():
+    appearance = AppearanceConfig(occluder_probability=1.0)
+    visible = SceneGenerator(seed=1, config=SceneConfig(size=128, appearance=appearance)).generate(range(6))
+    gen = SceneGenerator(seed=1, config=SceneConfig(size=128, appearance=appearance, mask="full"))
+    faces = gen.hand.faces.numpy()
+    hidden = []
+    for s, v in zip(gen.generate(range(6)), visible):
+        assert np.array_equal(s["image"], v["image"])  # only the label changes
+        assert np.array_equal(s["vertices"], v["vertices"]) and np.array_equal(s["visible"], v["visible"])
+        full, seen, label = s["mask"].astype(bool), v["mask"].astype(bool), _label_silhouette(s, faces)
+        assert not (seen & ~full).any()
+        assert (full ^ label).sum() <= 0.002 * label.sum()
+        hidden.append((full & ~seen).sum() / full.sum())
+    assert np.median(hidden) > 0.02
+
+
+def test_mask_kind_is_checked():
+    with pytest.raises(ValueError, match="mask must be one of"):
+        SceneConfig(mask="amodal")
+
+
 def test_left_hands_are_mirrored_right_hands():
     right = SceneGenerator(seed=2, config=SceneConfig(size=96)).generate([4])[0]
     left = SceneGenerator(seed=2, config=SceneConfig(size=96, left_probability=1.0)).generate([4])[0]

@@ -73,6 +73,7 @@ def test_overrides_set_nested_keys_list_items_and_append():
     (["data.train.0.length=null"], "data.train.0.length", ["synthetic"]),
     (["data.train.0.kind=freihand"], "data.train.0.root", ["root"]),
     (["data.train.0.kind=mnist"], "data.train.0.kind", ["freihand", "synthetic"]),
+    (["data.train.0.mask=amodal"], "data.train.0.mask", ["visible", "full"]),
     (["data.train.3.weight=1"], "data.train", ["past the end"]),
     (["data.augmentation.rotatoin=10"], "data.augmentation.rotatoin", ["unknown"]),
     (["loss.mesh=[0]"], "loss", ["nothing to train"]),
@@ -85,6 +86,14 @@ def test_config_errors_name_the_key(overrides, key, words):
     assert key in message, message
     for word in words:
         assert word in message, message
+
+
+def test_synthetic_source_passes_its_mask_kind_to_the_scene():
+    from handrecon.train.data import build_source
+
+    cfg = config_from_dict(MINIMAL, ["data.train.0.mask=full"])
+    assert build_source(cfg.data.train[0], "data.train.0").config.mask == "full"
+    assert build_source(config_from_dict(MINIMAL).data.train[0], "data.train.0").config.mask == "visible"
 
 
 def test_yaml_errors_name_the_file_and_key(tmp_path):
