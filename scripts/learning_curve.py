@@ -12,7 +12,9 @@ the number of training samples seen.
     .venv/bin/python scripts/learning_curve.py runs/curve-s5 data/synth-eval-s7-300 \
         docs/images/learning_curve_stage5.png --every 1000 --after docs/images/learning_curve_stage4.json
     .venv/bin/python scripts/learning_curve.py runs/curve-s6 data/synth-eval-s7-300 \
-        docs/images/learning_curve.png --every 1000 --after docs/images/learning_curve_stage5.json
+        docs/images/learning_curve_stage6.png --every 1000 --after docs/images/learning_curve_stage5.json
+    .venv/bin/python scripts/learning_curve.py runs/curve-s7 data/synth-eval-s7-300 \
+        docs/images/learning_curve.png --every 2000 --after docs/images/learning_curve_stage6.json
 
 CHECKPOINTS is a folder of ``step_N.safetensors`` + ``step_N.json`` (copies of a run's ``checkpoint/model.*``
 taken as training went); each is evaluated with ``handrecon.evaluate.evaluate`` (box crops x 1.4 around the
@@ -22,12 +24,18 @@ run again as a run goes on; ``--every K`` scores only steps that are multiples o
 the earlier stages' curve (this script's JSON) first, counts this run's samples after it and numbers this run
 as the next stage (a grey line marks where each stage began). The dashed lines
 are the floor of a constant relaxed hand on the same images (:mod:`handrecon.baselines`).
+
+The script ends with a projection: a least-squares line of PA-MPJPE against the logarithm of samples seen,
+through the last row of each stage from ``--fit-from`` on (stage 1, far steeper, is left out by default), and
+the samples at which that line reaches ``--target`` mm. It is an extrapolation of a curve that has been
+flattening, so it is an optimistic estimate of what the same recipe would need, not a promise.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import tempfile
 from pathlib import Path
@@ -72,6 +80,9 @@ def main() -> None:
     parser.add_argument("--crop-scale", type=float, default=1.4)
     parser.add_argument("--every", type=int, default=1)
     parser.add_argument("--after", help="the JSON of an earlier stage's curve, drawn first")
+    parser.add_argument("--target", type=float, default=12.0,
+                        help="PA-MPJPE (mm) to project the samples for (log-linear fit, default 12)")
+    parser.add_argument("--fit-from", type=int, default=2, help="first stage whose end enters the fit (default 2)")
     args = parser.parse_args()
     before = json.loads(Path(args.after).read_text()) if args.after else []
     offset = before[-1]["samples"] if before else 0
@@ -83,6 +94,13 @@ def main() -> None:
     floor = constant_hand_scores(FreiHAND(args.data, "evaluation"), "relaxed")
     _plot(args.out_png, rows, args.data, floor)
     Path(args.out_png).with_suffix(".json").write_text(json.dumps(rows, indent=1))
+    ends = [r for r in stage_ends(rows) if stage_of(r) >= args.fit_from]
+    if len(ends) >= 2:
+        slope, intercept = fit_log_samples([r["samples"] for r in ends], [r["pa_mpjpe_mm"] for r in ends])
+        reach = samples_to_reach(slope, intercept, args.target)
+        print(f"log-linear fit of PA-MPJPE over the ends of stages {stage_of(ends[0])}-{stage_of(ends[-1])}: "
+              f"{-slope * math.log(2):.2f} mm per doubling of samples seen; {args.target:g} mm at "
+              + (f"{reach / 1e6:.1f} M samples" if reach else "no finite sample count (the fit does not fall)"))
 
 
 def stage_of(row: dict) -> int:
@@ -94,6 +112,34 @@ def stage_of(row: dict) -> int:
 def stage_starts(rows: list[dict]) -> list[tuple[int, int]]:
     """(stage, samples seen when it began) for each stage after the first: the previous row's total."""
     return [(stage_of(row), prev["samples"]) for prev, row in zip(rows, rows[1:]) if stage_of(row) != stage_of(prev)]
+
+
+def stage_ends(rows: list[dict]) -> list[dict]:
+    """The last row of each stage, in order."""
+    return [row for row, nxt in zip(rows, rows[1:] + [None]) if nxt is None or stage_of(nxt) != stage_of(row)]
+
+
+def fit_log_samples(samples: list[float], errors: list[float]) -> tuple[float, float]:
+    """Least-squares ``error = slope * ln(samples) + intercept``; returns (slope, intercept)."""
+    if len(samples) != len(errors) or len(samples) < 2:
+        raise ValueError(f"fit_log_samples: need >= 2 (samples, error) pairs of equal length, got "
+                         f"{len(samples)} samples and {len(errors)} errors")
+    if min(samples) <= 0:
+        raise ValueError(f"fit_log_samples: samples must be positive, got {min(samples)}")
+    xs = [math.log(s) for s in samples]
+    mx, my = sum(xs) / len(xs), sum(errors) / len(errors)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    if sxx == 0:
+        raise ValueError("fit_log_samples: all sample counts are equal; nothing to fit")
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, errors)) / sxx
+    return slope, my - slope * mx
+
+
+def samples_to_reach(slope: float, intercept: float, target: float) -> float | None:
+    """Samples at which the fitted line reaches ``target``; None if it never falls to it (slope >= 0)."""
+    if slope >= 0:
+        return None
+    return math.exp((target - intercept) / slope)
 
 
 def _plot(path, rows, data, floor: dict) -> None:

@@ -8,6 +8,20 @@ occlusion. Any error left is the method's, not a network's.
 The second set is the first rendered with ``handrecon synth ... --mask full`` (same seed, same images). On the
 visible masks the 1D root of an occluded hand is far off even from perfect labels: the occluder cuts the
 silhouette, the whole projected mesh no longer matches it, and the solve moves the hand away.
+
+    .venv/bin/python scripts/root_oracle.py data/synth-eval-s7-full --size mean
+
+``--size mean`` rescales each labelled mesh (and its keypoints) about the root to the set's mean hand size
+(size: mean keypoint distance from the root) before registering: the labelled shape at the wrong size. A
+single image does not tell a small near hand from a large far one, so this is the root error that remains for
+a network that gets every joint angle right but cannot see the hand's size.
+
+    .venv/bin/python scripts/root_oracle.py data/synth-eval-s7-full --size predicted \
+        --pred outputs/final/eval_bundled_full/pred.json
+
+``--size predicted`` scales each labelled mesh to the size of a model's prediction of the same image (the
+``pred.json`` that ``handrecon eval`` writes): the root error that the predicted size alone would cause. Close
+to the ``mean`` row, the model does not see size; below it, it does.
 """
 
 from __future__ import annotations
@@ -19,10 +33,34 @@ from pathlib import Path
 import numpy as np
 
 METHODS = ("2d", "1d", "adaptive")
+SIZES = ("labelled", "mean", "predicted")
 
 
-def oracle_root_errors(data: str, split: str = "evaluation", num_axes: int = 12) -> dict[str, np.ndarray]:
-    """Per-sample root errors (metres) of each of :data:`METHODS` registered from the labels of ``data``."""
+def hand_sizes(keypoints: np.ndarray) -> np.ndarray:
+    """(N,21,3) root-relative keypoints -> (N,) mean distance of the keypoints from the root."""
+    return np.linalg.norm(keypoints, axis=-1)[:, 1:].mean(axis=-1)
+
+
+def predicted_sizes(pred_json: str) -> np.ndarray:
+    """(N,) hand sizes of the keypoints in a FreiHAND-format ``pred.json`` ([keypoints, vertices])."""
+    keypoints = np.asarray(json.loads(Path(pred_json).read_text())[0], np.float64)
+    if keypoints.ndim != 3 or keypoints.shape[1:] != (21, 3):
+        raise SystemExit(f"{pred_json}: expected [keypoints (N,21,3), vertices], got keypoints of shape "
+                         f"{keypoints.shape}")
+    return hand_sizes(keypoints - keypoints[:, :1])
+
+
+def oracle_root_errors(data: str, split: str = "evaluation", num_axes: int = 12, size: str = "labelled",
+                       pred: str | None = None) -> dict[str, np.ndarray]:
+    """Per-sample root errors (metres) of each of :data:`METHODS` registered from the labels of ``data``;
+    ``size="mean"`` first scales every hand to the set's mean size, ``size="predicted"`` to the size of the
+    prediction in ``pred`` (a ``pred.json``; see the module docstring). Also returns the hand sizes (metres)
+    as labelled (``size_labelled``) and as registered (``size_used``)."""
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {SIZES}, got {size!r}")
+    if (size == "predicted") != (pred is not None):
+        raise ValueError(f"pred (a pred.json) is needed with size='predicted' and only then; got size={size!r}, "
+                         f"pred={pred!r}")
     from handrecon.data import FreiHAND
     from handrecon.registration import register_root
 
@@ -39,12 +77,21 @@ def oracle_root_errors(data: str, split: str = "evaluation", num_axes: int = 12)
         uv.append(s["keypoints_2d"])
         K.append(s["K"])
         masks.append(s["mask"].astype(bool))
-    result = register_root(np.stack(V).astype(np.float64), np.stack(kp).astype(np.float64),
-                           np.stack(uv).astype(np.float64), np.stack(K).astype(np.float64), silhouette=masks,
-                           num_axes=num_axes)
+    V, kp = np.stack(V).astype(np.float64), np.stack(kp).astype(np.float64)
+    labelled = hand_sizes(kp)
+    used = labelled
+    if size != "labelled":
+        used = np.full_like(labelled, labelled.mean()) if size == "mean" else predicted_sizes(pred)
+        if len(used) != len(labelled):
+            raise SystemExit(f"{pred} holds {len(used)} predictions, {data} ({split}) {len(labelled)} samples")
+        factor = (used / labelled)[:, None, None]
+        V, kp = V * factor, kp * factor
+    result = register_root(V, kp, np.stack(uv).astype(np.float64), np.stack(K).astype(np.float64),
+                           silhouette=masks, num_axes=num_axes)
     truth = np.stack(truth)
-    return {name: np.linalg.norm(np.asarray(root) - truth, axis=-1)
-            for name, root in zip(METHODS, (result.root_2d, result.root_1d, result.root))}
+    errors = {name: np.linalg.norm(np.asarray(root) - truth, axis=-1)
+              for name, root in zip(METHODS, (result.root_2d, result.root_1d, result.root))}
+    return dict(errors, size_labelled=labelled, size_used=used)
 
 
 def main() -> None:
@@ -52,17 +99,31 @@ def main() -> None:
     parser.add_argument("data", help="a synthetic set written by handrecon synth (FreiHAND layout)")
     parser.add_argument("--split", default="evaluation")
     parser.add_argument("--num-axes", type=int, default=12)
+    parser.add_argument("--size", choices=SIZES, default="labelled",
+                        help="the labelled hand size, every hand scaled to the set's mean, or to the size of the "
+                             "prediction in --pred (default labelled)")
+    parser.add_argument("--pred", help="with --size predicted: the pred.json of handrecon eval on DATA")
     args = parser.parse_args()
-    errors = oracle_root_errors(args.data, args.split, args.num_axes)
+    if (args.size == "predicted") != (args.pred is not None):
+        parser.error("--pred goes with --size predicted, and --size predicted needs --pred")
+    errors = oracle_root_errors(args.data, args.split, args.num_axes, args.size, args.pred)
     meta = json.loads((Path(args.data) / f"{args.split}_meta.json").read_text())
     occluded = np.array([bool(m["occluded"]) for m in meta])
-    print(f"Root from the labels of {args.data} ({args.split}), A = {args.num_axes}: mean (median) error in mm")
+    print(f"Root from the labels of {args.data} ({args.split}), A = {args.num_axes}, {args.size} hand size: "
+          "mean (median) error in mm")
     print("| root | all | occluder | no occluder |\n|---|---|---|---|")
     for name in METHODS:
         e = errors[name] * 1000
         cells = [f"{e[sel].mean():.1f} ({np.median(e[sel]):.1f})" if sel.any() else "-"
                  for sel in (np.ones_like(occluded), occluded, ~occluded)]
         print(f"| {name} | " + " | ".join(cells) + " |")
+    labelled, used = errors["size_labelled"], errors["size_used"]
+    print(f"hand size (mean keypoint distance from the root): labelled {labelled.mean() * 1000:.1f} mm, "
+          f"spread {labelled.std() / labelled.mean():.1%}")
+    if args.size == "predicted":
+        ratio = used / labelled
+        print(f"predicted size / labelled: mean {ratio.mean():.3f}, mean |ratio - 1| {np.abs(ratio - 1).mean():.1%}; "
+              f"correlation of the two sizes {np.corrcoef(labelled, used)[0, 1]:.2f}")
 
 
 if __name__ == "__main__":

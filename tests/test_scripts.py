@@ -72,6 +72,8 @@ def test_error_breakdown_groups_per_sample_errors_by_the_scene_metadata(tmp_path
 
 def test_root_oracle_1d_root_needs_full_hand_masks_under_occlusion(tmp_path):
     """From perfect labels the 1D root of an occluded hand is exact with full-hand masks and off with visible ones."""
+    import json
+
     import numpy as np
 
     from handrecon.synth import AppearanceConfig, SceneConfig, write_dataset
@@ -85,3 +87,51 @@ def test_root_oracle_1d_root_needs_full_hand_masks_under_occlusion(tmp_path):
     assert np.all(errors["full"]["2d"] < 1e-4)  # exact 2D keypoints of an exact mesh
     assert np.all(errors["full"]["1d"] < 0.01)
     assert errors["visible"]["1d"].mean() > 3 * errors["full"]["1d"].mean()
+    # every hand at the mean size: the depth follows the size error, so the roots move off
+    resized = script.oracle_root_errors(str(tmp_path / "full"), size="mean")
+    assert resized["2d"].mean() > 10 * max(errors["full"]["2d"].mean(), 1e-4)
+    # predictions 10% larger than the labelled hands: a scaled hand projects the same from 1.1x as far
+    from handrecon.data import FreiHAND
+
+    data = FreiHAND(str(tmp_path / "full"), "evaluation")
+    kp = np.stack([data[i]["keypoints"] for i in range(len(data))]).astype(np.float64)
+    (tmp_path / "pred.json").write_text(json.dumps([(kp * 1.1).tolist(), []]))
+    larger = script.oracle_root_errors(str(tmp_path / "full"), size="predicted", pred=str(tmp_path / "pred.json"))
+    assert np.allclose(larger["2d"], 0.1 * np.linalg.norm(kp[:, 0], axis=-1), atol=1e-4)
+    assert np.allclose(larger["size_used"], 1.1 * larger["size_labelled"])
+
+
+def test_root_oracle_hand_sizes_scale_with_the_hand():
+    import numpy as np
+    import pytest
+
+    script = _script("root_oracle")
+    kp = np.random.default_rng(0).normal(size=(1, 21, 3))
+    kp[:, 0] = 0
+    sizes = script.hand_sizes(np.concatenate([kp, 2 * kp]))
+    assert sizes[1] == pytest.approx(2 * sizes[0])
+    with pytest.raises(ValueError, match="size must be one of"):
+        script.oracle_root_errors("unused", size="median")
+    with pytest.raises(ValueError, match="pred .* is needed with size='predicted'"):
+        script.oracle_root_errors("unused", size="predicted")
+
+
+def test_stage_ends_and_log_fit_project_samples_for_a_target():
+    import math
+
+    import pytest
+
+    script = _script()
+    rows = [{"samples": 100}, {"samples": 200}, {"samples": 300, "stage_samples": 100},
+            {"samples": 400, "stage_samples": 200, "stage": 2}, {"samples": 800, "stage_samples": 400, "stage": 3}]
+    assert [r["samples"] for r in script.stage_ends(rows)] == [200, 400, 800]
+    # error = 30 - 2 ln(samples): the fit recovers the line and where it reaches 10
+    samples = [1e5, 2e5, 4e5, 8e5]
+    slope, intercept = script.fit_log_samples(samples, [30 - 2 * math.log(s) for s in samples])
+    assert slope == pytest.approx(-2) and intercept == pytest.approx(30)
+    assert script.samples_to_reach(slope, intercept, 10.0) == pytest.approx(math.exp(10))
+    assert script.samples_to_reach(0.5, intercept, 10.0) is None  # a rising curve never gets there
+    with pytest.raises(ValueError, match="samples must be positive"):
+        script.fit_log_samples([0, 10], [1, 2])
+    with pytest.raises(ValueError, match="need >= 2"):
+        script.fit_log_samples([10], [1])

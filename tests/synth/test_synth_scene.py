@@ -139,6 +139,23 @@ def test_mask_kind_is_checked():
         SceneConfig(mask="amodal")
 
 
+def test_config_and_cli_offer_exactly_the_scene_mask_kinds():
+    """The training config and ``handrecon synth --mask`` spell the kinds out (so that neither imports the
+    renderer); they must stay the scene's own list."""
+    import argparse
+    import dataclasses
+
+    from handrecon.cli import build_parser
+    from handrecon.synth.scene import MASK_KINDS
+    from handrecon.train.config import SourceConfig
+
+    field = next(f for f in dataclasses.fields(SourceConfig) if f.name == "mask")
+    assert tuple(field.metadata["choices"]) == MASK_KINDS and field.default == SceneConfig().mask
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    option = next(a for a in subparsers.choices["synth"]._actions if a.dest == "mask")
+    assert tuple(option.choices) == MASK_KINDS and option.default == SceneConfig().mask
+
+
 def test_left_hands_are_mirrored_right_hands():
     right = SceneGenerator(seed=2, config=SceneConfig(size=96)).generate([4])[0]
     left = SceneGenerator(seed=2, config=SceneConfig(size=96, left_probability=1.0)).generate([4])[0]
