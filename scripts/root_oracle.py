@@ -104,9 +104,10 @@ def main() -> None:
                              "prediction in --pred (default labelled)")
     parser.add_argument("--pred", help="with --size predicted: the pred.json of handrecon eval on DATA")
     args = parser.parse_args()
-    if (args.size == "predicted") != (args.pred is not None):
-        parser.error("--pred goes with --size predicted, and --size predicted needs --pred")
-    errors = oracle_root_errors(args.data, args.split, args.num_axes, args.size, args.pred)
+    try:
+        errors = oracle_root_errors(args.data, args.split, args.num_axes, args.size, args.pred)
+    except ValueError as exc:  # --size predicted without --pred, or --pred without it
+        parser.error(str(exc))
     meta = json.loads((Path(args.data) / f"{args.split}_meta.json").read_text())
     occluded = np.array([bool(m["occluded"]) for m in meta])
     print(f"Root from the labels of {args.data} ({args.split}), A = {args.num_axes}, {args.size} hand size: "
@@ -122,8 +123,8 @@ def main() -> None:
           f"spread {labelled.std() / labelled.mean():.1%}")
     if args.size == "predicted":
         ratio = used / labelled
-        print(f"predicted size / labelled: mean {ratio.mean():.3f}, mean |ratio - 1| {np.abs(ratio - 1).mean():.1%}; "
-              f"correlation of the two sizes {np.corrcoef(labelled, used)[0, 1]:.2f}")
+        print(f"predicted size / labelled: mean {ratio.mean():.3f}, mean |ratio - 1| "
+              f"{np.abs(ratio - 1).mean():.1%}; correlation of the two sizes {np.corrcoef(labelled, used)[0, 1]:.2f}")
 
 
 if __name__ == "__main__":
