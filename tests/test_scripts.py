@@ -1,6 +1,7 @@
 """scripts/learning_curve.py: where a multi-stage curve marks the start of each stage; scripts/oracle_keypoints.py:
 the 2D head swapped for given keypoints; scripts/error_breakdown.py: errors grouped by occlusion and visibility;
-scripts/root_oracle.py: roots registered from a set's own labels."""
+scripts/root_oracle.py: roots registered from a set's own labels; scripts/bone_lengths.py: predicted against labelled
+bone lengths."""
 
 import importlib.util
 from pathlib import Path
@@ -135,3 +136,32 @@ def test_stage_ends_and_log_fit_project_samples_for_a_target():
         script.fit_log_samples([0, 10], [1, 2])
     with pytest.raises(ValueError, match="need >= 2"):
         script.fit_log_samples([10], [1])
+
+
+def test_bone_lengths_tells_shortened_fingertips_from_a_smaller_hand():
+    """scripts/bone_lengths.py: halved distal bones show as ratio 0.5 there and 1 elsewhere, and relengthening
+    them recovers the labels; a uniformly smaller, turned hand shows as ratio 0.8 everywhere, an alignment
+    scale of 1.25 and no aligned error."""
+    import numpy as np
+    import pytest
+
+    script = _script("bone_lengths")
+    labelled = np.random.default_rng(0).normal(scale=0.05, size=(6, 21, 3))
+    tips, dips = [8, 12, 16, 20], [7, 11, 15, 19]
+    short = labelled.copy()
+    short[:, tips] = (labelled[:, tips] + labelled[:, dips]) / 2
+    result = script.compare(short, labelled)
+    distal = [7, 11, 15, 19]   # bone index of dip -> tip of the four fingers
+    assert result["ratio"][distal] == pytest.approx(0.5)
+    assert np.delete(result["ratio"], distal) == pytest.approx(1.0)
+    assert result["segment_ratio"] == pytest.approx([1.0, 1.0, 1.0, 0.5])
+    assert result["level_error"][-1] > result["level_error"][0] and result["pa_mpjpe"] > 1e-3
+    assert result["pa_mpjpe_labelled_lengths"] < 1e-6   # metres
+
+    angle = 0.7
+    turn = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    smaller = script.compare(0.8 * labelled @ turn.T + 0.1, labelled)
+    assert smaller["ratio"] == pytest.approx(0.8) and smaller["alignment_scale"] == pytest.approx(1.25)
+    assert smaller["pa_mpjpe"] < 1e-6
+    with pytest.raises(ValueError, match=r"\(N, 21, 3\)"):
+        script.compare(labelled[:, :20], labelled[:, :20])

@@ -215,6 +215,8 @@ class Trainer:
                               "data.input_size empty")
         self.input_size = int(size)
         self.model = model.to(self.device)
+        if cfg.train.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.output_shapes = self._probe_outputs()
 
         hand = load_hand_model("open")
@@ -412,6 +414,10 @@ class Trainer:
         nb = self.device.type == "cuda"
         return {k: v.to(self.device, non_blocking=nb) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
+    def _images(self, batch: dict) -> torch.Tensor:
+        images = batch["image"]
+        return images.contiguous(memory_format=torch.channels_last) if self.config.train.channels_last else images
+
     def _forward(self, batch: dict):
         """(outputs, single-view batch, consistency pairs or None)."""
         pairs_batch = None
@@ -420,7 +426,7 @@ class Trainer:
             batch = {k: v.flatten(0, 1) if isinstance(v, torch.Tensor) and v.ndim >= 1 else v
                      for k, v in batch.items()}
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
-            out = self.net(batch["image"])
+            out = self.net(self._images(batch))
         out = {k: v.float() for k, v in out.items()}
         pairs = None
         if pairs_batch is not None:
@@ -485,7 +491,7 @@ class Trainer:
                 for batch in self.val_loader:
                     batch = self._to_device(batch)
                     with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
-                        out = self.model(batch["image"])
+                        out = self.model(self._images(batch))
                     out = {k: v.float() for k, v in out.items()}
                     terms = self.objective(out, batch, None, terms=single)
                     loss = sum(float(v) * single[k] for k, v in terms.items())

@@ -16,7 +16,8 @@ def test_torchrun_two_processes_train_and_rank0_writes(synth_sets, tmp_path):
                  "val": {"kind": "freihand", "root": val_root, "split": "evaluation"}, "batch_size": 4},
         "loss": {"mesh": [1.0, 1.0], "normal": 0.1, "edge": 1.0},   # keypoints_2d feeds nothing: unused params
         "optim": {"lr": 1e-3},
-        "train": {"steps": 4, "log_every": 2, "checkpoint_every": 2, "progress": False},
+        # channels_last: DDP's gradient buckets must take the NHWC weights too
+        "train": {"steps": 4, "log_every": 2, "checkpoint_every": 2, "progress": False, "channels_last": True},
     }
     path = tmp_path / "ddp.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -95,6 +95,38 @@ def test_resume_is_bit_exact_with_workers_mix_and_two_views(make_config, synth_s
     assert resumed["history"] == straight["history"][9:]
 
 
+def test_channels_last_trains_like_the_default_layout(make_config, tmp_path):
+    """train.channels_last keeps the convolution weights NHWC through the run, saves plain contiguous weights,
+    and follows the default layout's losses and weights up to float rounding."""
+    from handrecon.train.trainer import Trainer
+
+    default = train(make_config("train.steps=6"), tmp_path / "default")
+    trainer = Trainer(make_config("train.steps=6", "train.channels_last=true"), tmp_path / "nhwc")
+    # A convolution bias that a BatchNorm follows gets no gradient in exact arithmetic (the norm subtracts the
+    # batch mean), so Adam turns its rounding-level gradient into full-size steps in either layout; those biases
+    # and the running means they shift are left out of the weight comparison.
+    cancelled = set()
+    for name, seq in trainer.model.named_modules():
+        if isinstance(seq, torch.nn.Sequential):
+            for i, (a, b) in enumerate(zip(seq, seq[1:])):
+                if isinstance(a, torch.nn.Conv2d) and a.bias is not None and isinstance(b, torch.nn.BatchNorm2d):
+                    cancelled |= {f"{name}.{i}.bias", f"{name}.{i + 1}.running_mean"}
+    try:
+        convs = [m.weight for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert convs and all(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+                             for w in convs)
+        nhwc = trainer.fit()
+        assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    finally:
+        trainer.close()
+    assert nhwc["history"] == pytest.approx(default["history"], rel=1e-4)
+    wa = load_file(str(tmp_path / "default" / "model.safetensors"))
+    wb = load_file(str(tmp_path / "nhwc" / "model.safetensors"))
+    assert wa.keys() == wb.keys() and cancelled <= wa.keys()
+    assert all(torch.allclose(wa[k].float(), wb[k].float(), rtol=1e-3, atol=1e-4) for k in wa if k not in cancelled)
+    load_model(tmp_path / "nhwc" / "model")
+
+
 def test_nan_guard_stops_with_a_clear_message_and_writes_nothing(make_config, tmp_path):
     out = tmp_path / "diverged"
     with pytest.raises(TrainingError) as exc:
@@ -132,6 +164,23 @@ def test_shipped_config_trains_on_the_fly_synthetic_data(tmp_path):
     summary = train(cfg, tmp_path / "synth")
     assert summary["step"] == 2 and summary["val"]["samples"] == 4
     assert (tmp_path / "synth" / "model.safetensors").is_file()
+
+
+def test_gpu_recipe_trains_from_scratch_with_every_term_it_weights(tmp_path):
+    """The GPU recipe, shrunk to two CPU steps: built from scratch, each weighted loss term applies (none is
+    skipped for want of a model output or a label) and is logged finite."""
+    import math
+
+    cfg = load_config(CONFIGS / "mobrecon-ghost-sil-synth-gpu.yaml", [
+        "train.steps=2", "train.log_every=1", "train.val_every=0", "data.num_workers=0", "data.batch_size=2",
+        "data.val.length=2", "train.progress=false", "train.tensorboard=false"])
+    summary = train(cfg, tmp_path / "gpu-recipe")
+    assert summary["step"] == 2
+    row = _rows(tmp_path / "gpu-recipe" / "train_log.csv")[-1]
+    weighted = {k for k, w in vars(cfg.loss).items() if (max(w) if isinstance(w, list) else w) > 0}
+    assert weighted == {"mesh", "canonical_mesh", "keypoint_3d", "rotation", "keypoint_2d", "silhouette",
+                        "normal", "edge"}
+    assert all(math.isfinite(float(row[k])) and float(row[k]) > 0 for k in weighted), row
 
 
 def test_init_partial_adds_a_rotation_head_to_saved_weights_and_trains_it(synth_sets, tmp_path):
