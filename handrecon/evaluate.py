@@ -51,8 +51,8 @@ from torch.utils.data import DataLoader, Dataset
 from handrecon import metrics
 from handrecon.fileio import atomic_path
 
-__all__ = ["evaluate", "eval_transform", "EvaluationError", "find_register_root", "format_root_table", "ROOT_CHOICES", "ROOT_METHODS",
-           "ROOT_TABLE_ROWS", "HEADLINE"]
+__all__ = ["evaluate", "eval_transform", "EvaluationError", "find_register_root", "format_root_table", "read_pred_json",
+           "ROOT_CHOICES", "ROOT_METHODS", "ROOT_TABLE_ROWS", "HEADLINE"]
 
 #: Accepted values of ``evaluate(root=...)``.
 ROOT_CHOICES = ("auto", "gt", "registration")
@@ -536,6 +536,26 @@ def _run(model, S, weights_path, data_path, split, out, batch_size, num_workers,
     scores["files"] = files
     _write_json(out_dir / "scores.json", scores)
     return scores
+
+
+def read_pred_json(path) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints (N,21,3) and vertices (N,778,3), float64 metres, of a FreiHAND-format ``pred.json`` (the
+    official submission ``[xyz_list, verts_list]`` that :func:`evaluate` writes). ValueError naming ``path``
+    if it is missing, not JSON, or not of those shapes."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"pred.json: no file {path}")
+    try:
+        content = json.loads(path.read_text())
+        keypoints, vertices = (np.asarray(a, np.float64) for a in content)
+    except (ValueError, TypeError) as exc:  # not JSON, not two entries, ragged lists
+        raise ValueError(f"{path}: expected a pred.json [keypoints, vertices]; {exc}") from None
+    for name, arr, width in (("keypoints", keypoints, 21), ("vertices", vertices, 778)):
+        if arr.ndim != 3 or arr.shape[1:] != (width, 3):
+            raise ValueError(f"{path}: expected {name} of shape (N, {width}, 3), got {arr.shape}")
+    if len(keypoints) != len(vertices):
+        raise ValueError(f"{path}: {len(keypoints)} keypoint sets but {len(vertices)} vertex sets")
+    return keypoints, vertices
 
 
 def format_root_table(rows: list[dict]) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from handrecon.hand.keypoints import BONES, KEYPOINT_LEVELS, KEYPOINT_NAMES
+from handrecon.evaluate import read_pred_json
 from handrecon.metrics import procrustes_align
 
 SEGMENTS = ("metacarpal", "proximal", "middle", "distal")
@@ -69,20 +70,20 @@ def compare(pred: np.ndarray, labelled: np.ndarray) -> dict[str, np.ndarray]:
             "pa_mpjpe_labelled_lengths": np.linalg.norm(relengthened - labelled, axis=-1).mean()}
 
 
-def _read_json(path: Path, what: str):
-    if not path.is_file():
-        raise SystemExit(f"{what}: no file {path}")
-    return json.loads(path.read_text())
-
-
 def main(argv: list[str] | None = None) -> dict[str, np.ndarray]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("pred", type=Path, help="pred.json of handrecon eval on DATA")
     parser.add_argument("data", type=Path, help="the evaluated set (FreiHAND layout)")
     parser.add_argument("--split", default="evaluation")
     args = parser.parse_args(argv)
-    pred = np.asarray(_read_json(args.pred, "pred")[0], np.float64)   # [keypoints, vertices]
-    labelled = np.asarray(_read_json(args.data / f"{args.split}_xyz.json", "data"), np.float64)
+    try:
+        pred, _ = read_pred_json(args.pred)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    labels = args.data / f"{args.split}_xyz.json"
+    if not labels.is_file():
+        raise SystemExit(f"data: no file {labels}")
+    labelled = np.asarray(json.loads(labels.read_text()), np.float64)
     if len(pred) != len(labelled):
         raise SystemExit(f"{args.pred} holds {len(pred)} predictions, {args.data} ({args.split}) {len(labelled)}")
     try:

@@ -43,10 +43,12 @@ def hand_sizes(keypoints: np.ndarray) -> np.ndarray:
 
 def predicted_sizes(pred_json: str) -> np.ndarray:
     """(N,) hand sizes of the keypoints in a FreiHAND-format ``pred.json`` ([keypoints, vertices])."""
-    keypoints = np.asarray(json.loads(Path(pred_json).read_text())[0], np.float64)
-    if keypoints.ndim != 3 or keypoints.shape[1:] != (21, 3):
-        raise SystemExit(f"{pred_json}: expected [keypoints (N,21,3), vertices], got keypoints of shape "
-                         f"{keypoints.shape}")
+    from handrecon.evaluate import read_pred_json
+
+    try:
+        keypoints, _ = read_pred_json(pred_json)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     return hand_sizes(keypoints - keypoints[:, :1])
 
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from handrecon.cli import main
 from handrecon.data import FreiHAND, TargetConfig, TrainingTransform
-from handrecon.evaluate import EvaluationError, evaluate
+from handrecon.evaluate import EvaluationError, evaluate, read_pred_json
 from handrecon.metrics import freihand_scores
 from handrecon.models import build_model, save_model
 from handrecon.synth import SceneConfig, write_dataset
@@ -145,6 +145,8 @@ def test_tiny_model_writes_every_file_with_every_key(eval_set, tiny_weights, no_
 
     xyz, verts = json.loads((out / "pred.json").read_text())
     assert np.asarray(xyz).shape == (N, 21, 3) and np.asarray(verts).shape == (N, 778, 3)
+    read_xyz, read_verts = read_pred_json(out / "pred.json")
+    assert np.array_equal(read_xyz, np.asarray(xyz)) and np.array_equal(read_verts, np.asarray(verts))
     rows = list(csv.DictReader((out / "per_sample.csv").open()))
     assert len(rows) == N and [int(r["index"]) for r in rows] == list(range(N))
     assert {"cs_mpjpe_mm", "pa_mpjpe_mm", "cs_mpvpe_mm", "pa_mpvpe_mm", "f5", "f15", "root_error_mm"} <= set(rows[0])
@@ -323,3 +325,18 @@ def test_eval_command_prints_the_root_table(eval_set, tiny_weights, tmp_path, ca
     out = capsys.readouterr().out
     assert "root recovery (CMR Table 4)" in out and "| ground-truth root |" in out
     assert (tmp_path / "e" / "root_table.md").is_file()
+
+
+def test_read_pred_json_names_the_file_and_what_is_wrong(tmp_path):
+    path = tmp_path / "pred.json"
+    with pytest.raises(ValueError, match="no file"):
+        read_pred_json(path)
+    path.write_text("[1, 2, 3]")
+    with pytest.raises(ValueError, match=r"pred\.json \[keypoints, vertices\]"):
+        read_pred_json(path)
+    path.write_text(json.dumps([np.zeros((2, 20, 3)).tolist(), np.zeros((2, 778, 3)).tolist()]))
+    with pytest.raises(ValueError, match=r"keypoints of shape \(N, 21, 3\), got \(2, 20, 3\)"):
+        read_pred_json(path)
+    path.write_text(json.dumps([np.zeros((2, 21, 3)).tolist(), np.zeros((3, 778, 3)).tolist()]))
+    with pytest.raises(ValueError, match="2 keypoint sets but 3 vertex sets"):
+        read_pred_json(path)

@@ -96,7 +96,7 @@ def test_root_oracle_1d_root_needs_full_hand_masks_under_occlusion(tmp_path):
 
     data = FreiHAND(str(tmp_path / "full"), "evaluation")
     kp = np.stack([data[i]["keypoints"] for i in range(len(data))]).astype(np.float64)
-    (tmp_path / "pred.json").write_text(json.dumps([(kp * 1.1).tolist(), []]))
+    (tmp_path / "pred.json").write_text(json.dumps([(kp * 1.1).tolist(), np.zeros((len(kp), 778, 3)).tolist()]))
     larger = script.oracle_root_errors(str(tmp_path / "full"), size="predicted", pred=str(tmp_path / "pred.json"))
     assert np.allclose(larger["2d"], 0.1 * np.linalg.norm(kp[:, 0], axis=-1), atol=1e-4)
     assert np.allclose(larger["size_used"], 1.1 * larger["size_labelled"])
