@@ -83,10 +83,15 @@ def _cmd_synth(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from handrecon.train import ConfigError, TrainingError, load_config, train
+    from handrecon.train import ConfigError, TrainingError, config_to_yaml, load_config, train
 
     try:
         config = load_config(args.config, args.overrides)
+        if args.print_config:
+            print(config_to_yaml(config), end="")
+            return 0
+        if args.out is None:
+            raise ConfigError("--out is required to train (or pass --print-config to only show the config)")
         train(config, args.out, resume=args.resume)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -315,14 +320,18 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  handrecon train configs/tiny-synth.yaml --out runs/tiny-synth\n"
                "  handrecon train configs/tiny-synth.yaml train.steps=1000 optim.lr=5e-4 --out runs/tiny2\n"
                "  handrecon train configs/tiny-synth.yaml --out runs/tiny-synth --resume\n"
+               "  handrecon train configs/mobrecon-ghost-sil-synth-stage12.yaml --print-config\n"
                "  torchrun --nproc_per_node=2 -m handrecon.cli train configs/tiny-synth.yaml --out runs/ddp",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     tr.add_argument("config", help="YAML config file")
     tr.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                     help="config overrides, e.g. optim.lr=1e-3 data.train.0.weight=2")
-    tr.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
+    tr.add_argument("--out", help="run folder, e.g. runs/NAME (required unless --print-config)")
     tr.add_argument("--resume", action="store_true",
                     help="continue the run in --out from its checkpoint (bit-exact on CPU)")
+    tr.add_argument("--print-config", action="store_true",
+                    help="print the resolved config (its 'extends' chain merged, overrides applied, defaults "
+                         "filled in) as YAML and exit without training")
     tr.set_defaults(func=_cmd_train)
 
     # Let KEY=VALUE overrides come after the options too (plain argparse takes them only right after CONFIG).

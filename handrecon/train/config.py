@@ -20,6 +20,15 @@ A config file has five sections (every key is optional except ``data.train``)::
 Overrides address keys by dotted paths, list items by index (``data.train.0.weight=2``; the index one past
 the end appends a new item); the value is parsed as YAML (``optim.lr=1e-3``, ``loss.mesh=[1,1,1]``,
 ``data.val=null``). Unknown keys, wrong types and invalid values raise :class:`ConfigError` naming the key.
+
+A file may start from another with ``extends: OTHER.yaml`` (a path relative to the file): the other file is
+read first (it may extend a third) and this file's keys are laid over it, mappings merged key by key, lists
+and values replaced whole. A recipe that continues an earlier one then states only what changes::
+
+    extends: mobrecon-ghost-sil-synth-stage9.yaml
+    model: {init: runs/mobrecon-ghost-sil-s9/model.safetensors}
+    data:
+      train: [{kind: synthetic, length: 1000000, seed: 11, size: 256, mask: full}]
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ __all__ = [
     "config_to_dict",
     "config_to_yaml",
     "apply_overrides",
+    "merge_config_dicts",
     "config_differences",
 ]
 
@@ -477,6 +487,20 @@ def apply_overrides(raw: dict, overrides: Sequence[str]) -> dict:
     return raw
 
 
+def merge_config_dicts(base: dict, update: dict) -> dict:
+    """``update`` laid over ``base`` (neither is changed): mappings merge key by key, recursively; lists and
+    values in ``update`` replace those in ``base`` whole (a list of sources is one value, not merged by index)."""
+    import copy
+
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_config_dicts(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
 def config_from_dict(raw: dict | None, overrides: Sequence[str] = ()) -> TrainingConfig:
     """A validated :class:`TrainingConfig` from a raw (YAML-like) dict and ``key=value`` overrides."""
     import copy
@@ -484,19 +508,47 @@ def config_from_dict(raw: dict | None, overrides: Sequence[str] = ()) -> Trainin
     raw = copy.deepcopy(raw) if raw is not None else {}
     if not isinstance(raw, dict):
         raise ConfigError(f"a config must be a mapping of sections (model, data, loss, optim, train), got {_show(raw)}")
+    if "extends" in raw:
+        raise ConfigError("'extends' names a file relative to the config file, so only load_config(PATH) reads "
+                          "it; merge the dicts with merge_config_dicts() before config_from_dict()")
     apply_overrides(raw, overrides)
     return _build(TrainingConfig, raw, "").validate()
 
 
-def load_config(path, overrides: Sequence[str] = ()) -> TrainingConfig:
-    """Read a YAML config file, apply ``key=value`` overrides, validate. Raises :class:`ConfigError`."""
-    path = Path(path)
+def _read_config_file(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """The raw dict of a YAML config file with its ``extends`` chain resolved (``chain``: the files that
+    extend this one, to catch a loop)."""
     if not path.is_file():
-        raise ConfigError(f"config file not found: '{path}'")
+        where = f" (the 'extends' of '{chain[-1]}')" if chain else ""
+        raise ConfigError(f"config file not found: '{path}'{where}")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of sections (model, data, loss, optim, train), "
+                          f"got {_show(raw)}")
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{path}: extends must be the path of another YAML config, relative to this file, "
+                          f"got {_show(base)}")
+    base_path = path.parent / base
+    seen = [p.resolve() for p in (*chain, path)]
+    if base_path.resolve() in seen:
+        loop = " -> ".join(str(p) for p in (*chain, path, base_path))
+        raise ConfigError(f"{path}: extends makes a loop: {loop}")
+    return merge_config_dicts(_read_config_file(base_path, (*chain, path)), raw)
+
+
+def load_config(path, overrides: Sequence[str] = ()) -> TrainingConfig:
+    """Read a YAML config file (and the files it ``extends``), apply ``key=value`` overrides, validate.
+    Raises :class:`ConfigError`."""
+    path = Path(path)
+    raw = _read_config_file(path)
     try:
         return config_from_dict(raw, overrides)
     except ConfigError as exc:

@@ -1,5 +1,5 @@
-"""Training configs: YAML loading, dotted overrides, key-naming errors; the LR schedule; the sampler; the CLI's
-help and config-error exit code."""
+"""Training configs: YAML loading, ``extends`` chains, dotted overrides, key-naming errors; the LR schedule; the
+sampler; the CLI's help, ``--print-config`` and config-error exit code."""
 
 from pathlib import Path
 
@@ -8,7 +8,7 @@ import pytest
 
 from handrecon.cli import main
 from handrecon.train import ConfigError, config_from_dict, config_to_dict, load_config
-from handrecon.train.config import TrainingConfig, config_differences
+from handrecon.train.config import TrainingConfig, config_differences, merge_config_dicts
 from handrecon.train.data import ShardedBatchSampler
 from handrecon.train.trainer import lr_factor
 
@@ -108,6 +108,90 @@ def test_yaml_errors_name_the_file_and_key(tmp_path):
         load_config(path)
 
 
+def test_merge_config_dicts_merges_mappings_and_replaces_lists_and_values():
+    base = {"model": {"name": "tiny", "overrides": {"a": 1, "b": 2}}, "data": {"train": [{"seed": 1}, {"seed": 2}]},
+            "loss": {"mesh": [1.0, 1.0]}}
+    update = {"model": {"overrides": {"b": 3}}, "data": {"train": [{"seed": 5}]}, "loss": {"mesh": [2.0]},
+              "train": {"steps": 4}}
+    merged = merge_config_dicts(base, update)
+    assert merged == {"model": {"name": "tiny", "overrides": {"a": 1, "b": 3}}, "data": {"train": [{"seed": 5}]},
+                      "loss": {"mesh": [2.0]}, "train": {"steps": 4}}
+    # neither input is changed, and the result shares no mutable part with them
+    assert base["model"]["overrides"] == {"a": 1, "b": 2} and len(base["data"]["train"]) == 2
+    merged["data"]["train"][0]["seed"] = 9
+    assert update["data"]["train"][0]["seed"] == 5
+    # a mapping replaces a plain value and a plain value replaces a mapping
+    assert merge_config_dicts({"a": 1}, {"a": {"b": 2}}) == {"a": {"b": 2}}
+    assert merge_config_dicts({"a": {"b": 2}}, {"a": None}) == {"a": None}
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_extends_chain_resolves_relative_to_each_file_and_overrides_apply_last(tmp_path):
+    _write(tmp_path / "base" / "root.yaml", "model: {name: tiny}\n"
+           "data: {train: [{kind: synthetic, length: 100, seed: 1}], batch_size: 8}\n"
+           "optim: {lr: 1.0e-3, warmup: 5}\ntrain: {steps: 10}\n")
+    # the middle file sits beside root.yaml and is named relative to itself
+    _write(tmp_path / "base" / "mid.yaml", "extends: root.yaml\noptim: {lr: 5.0e-4}\ntrain: {steps: 20}\n")
+    leaf = _write(tmp_path / "runs" / "leaf.yaml", "extends: ../base/mid.yaml\n"
+                  "data: {train: [{kind: synthetic, length: 50, seed: 9}]}\n")
+    cfg = load_config(leaf, ["train.steps=30"])
+    assert cfg.model.name == "tiny" and cfg.data.batch_size == 8           # from root.yaml
+    assert cfg.optim.lr == 5e-4 and cfg.optim.warmup == 5                   # mid.yaml over root.yaml, merged
+    assert [(s.length, s.seed) for s in cfg.data.train] == [(50, 9)]        # the list replaced whole
+    assert cfg.train.steps == 30                                            # the override over the chain
+    # the chain resolves to what one file with the same keys gives
+    flat = _write(tmp_path / "flat.yaml", "model: {name: tiny}\n"
+                  "data: {train: [{kind: synthetic, length: 50, seed: 9}], batch_size: 8}\n"
+                  "optim: {lr: 5.0e-4, warmup: 5}\ntrain: {steps: 30}\n")
+    assert config_to_dict(cfg) == config_to_dict(load_config(flat))
+
+
+def test_extends_errors_name_the_file(tmp_path):
+    missing = _write(tmp_path / "a.yaml", "extends: nowhere.yaml\ntrain: {steps: 1}\n")
+    with pytest.raises(ConfigError, match=r"nowhere.yaml.*the 'extends' of .*a.yaml"):
+        load_config(missing)
+    _write(tmp_path / "x.yaml", "extends: y.yaml\n")
+    _write(tmp_path / "y.yaml", "extends: x.yaml\n")
+    with pytest.raises(ConfigError, match=r"extends makes a loop: .*x.yaml -> .*y.yaml -> .*x.yaml"):
+        load_config(tmp_path / "x.yaml")
+    _write(tmp_path / "self.yaml", "extends: self.yaml\n")
+    with pytest.raises(ConfigError, match="loop"):
+        load_config(tmp_path / "self.yaml")
+    _write(tmp_path / "num.yaml", "extends: 3\n")
+    with pytest.raises(ConfigError, match=r"num.yaml: extends must be the path of another YAML config"):
+        load_config(tmp_path / "num.yaml")
+    _write(tmp_path / "list.yaml", "- 1\n- 2\n")
+    _write(tmp_path / "on-list.yaml", "extends: list.yaml\n")
+    with pytest.raises(ConfigError, match=r"list.yaml: a config must be a mapping"):
+        load_config(tmp_path / "on-list.yaml")
+    # a key error in the merged config still names the file that was loaded
+    _write(tmp_path / "ok.yaml", "data: {train: [{kind: synthetic, length: 10}]}\ntrain: {steps: 1}\n")
+    _write(tmp_path / "typo.yaml", "extends: ok.yaml\noptim: {lrr: 1}\n")
+    with pytest.raises(ConfigError, match=r"typo.yaml.*optim.lrr"):
+        load_config(tmp_path / "typo.yaml")
+    # a dict has no file to resolve 'extends' against
+    with pytest.raises(ConfigError, match="only load_config"):
+        config_from_dict({**MINIMAL, "extends": "ok.yaml"})
+
+
+def test_later_default_model_stages_state_only_their_start_and_their_hands():
+    """Stages 10 on continue the previous stage's recipe: resolved, each differs from the one before only in
+    the weights it starts from and the seed of its training hands."""
+    stages = sorted(int(p.stem.rsplit("stage", 1)[1]) for p in CONFIGS.glob("mobrecon-ghost-sil-synth-stage*.yaml"))
+    assert stages[:2] == [2, 3] and stages[-1] >= 12
+    for n in (s for s in stages if s >= 10):
+        prev = config_to_dict(load_config(CONFIGS / f"mobrecon-ghost-sil-synth-stage{n - 1}.yaml"))
+        this = config_to_dict(load_config(CONFIGS / f"mobrecon-ghost-sil-synth-stage{n}.yaml"))
+        assert [d[0] for d in config_differences(prev, this)] == ["data.train.0.seed", "model.init"], n
+        assert this["model"]["init"] == f"runs/mobrecon-ghost-sil-s{n - 1}/model.safetensors"
+        assert this["data"]["train"][0]["seed"] == n + 1
+
+
 def test_config_differences_ignore_listed_keys():
     a = config_to_dict(config_from_dict(MINIMAL))
     b = config_to_dict(config_from_dict(MINIMAL, ["train.steps=20", "optim.lr=0.5", "data.train.0.seed=3"]))
@@ -158,6 +242,23 @@ def test_cli_train_help_and_config_error_exit_code(tmp_path, capsys):
                  "data.batch_size=0"]) == 2
     assert "data.batch_size" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_cli_print_config_shows_the_resolved_recipe_and_out_is_needed_to_train(tmp_path, capsys):
+    import yaml
+
+    config = CONFIGS / "mobrecon-ghost-sil-synth-stage12.yaml"
+    assert main(["train", str(config), "train.steps=7", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    expected = config_to_dict(load_config(config, ["train.steps=7"]))
+    assert printed == expected and printed["train"]["steps"] == 7
+    assert "extends" not in printed and printed["model"]["name"] == "mobrecon-ghost-sil"   # from the base files
+    # the printed YAML is itself a complete config: it loads back to the same recipe
+    path = _write(tmp_path / "resolved.yaml", yaml.safe_dump(printed))
+    assert config_to_dict(load_config(path)) == expected
+    assert main(["train", str(CONFIGS / "tiny-synth.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "--out is required" in err and "--print-config" in err
 
 
 def test_aggregation_ablation_rows_are_valid_overrides_of_its_config():
