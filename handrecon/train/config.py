@@ -492,13 +492,22 @@ def merge_config_dicts(base: dict, update: dict) -> dict:
     values in ``update`` replace those in ``base`` whole (a list of sources is one value, not merged by index)."""
     import copy
 
+    def lay(into: dict, over: dict) -> None:   # into is already a private copy: merge in place
+        for key, value in over.items():
+            if isinstance(value, dict) and isinstance(into.get(key), dict):
+                lay(into[key], value)
+            else:
+                into[key] = copy.deepcopy(value)
+
     out = copy.deepcopy(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge_config_dicts(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
+    lay(out, update)
     return out
+
+
+def _require_sections_mapping(raw, where: str) -> None:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}a config must be a mapping of sections (model, data, loss, optim, train), "
+                          f"got {_show(raw)}")
 
 
 def config_from_dict(raw: dict | None, overrides: Sequence[str] = ()) -> TrainingConfig:
@@ -506,8 +515,7 @@ def config_from_dict(raw: dict | None, overrides: Sequence[str] = ()) -> Trainin
     import copy
 
     raw = copy.deepcopy(raw) if raw is not None else {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"a config must be a mapping of sections (model, data, loss, optim, train), got {_show(raw)}")
+    _require_sections_mapping(raw, "")
     if "extends" in raw:
         raise ConfigError("'extends' names a file relative to the config file, so only load_config(PATH) reads "
                           "it; merge the dicts with merge_config_dicts() before config_from_dict()")
@@ -527,9 +535,7 @@ def _read_config_file(path: Path, chain: tuple[Path, ...] = ()) -> dict:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if raw is None:
         raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a config must be a mapping of sections (model, data, loss, optim, train), "
-                          f"got {_show(raw)}")
+    _require_sections_mapping(raw, f"{path}: ")
     base = raw.pop("extends", None)
     if base is None:
         return raw
