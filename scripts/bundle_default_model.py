@@ -14,7 +14,7 @@ import argparse
 
 from handrecon.models.pretrained import DEFAULT_MODEL, bundle_model
 
-HARDWARE = "2-core x86-64 CPU (AMD EPYC), no GPU"
+HARDWARE = "2-core x86-64 CPU (AMD EPYC or Intel Xeon: the project machine varies), no GPU"
 
 
 def main() -> None:

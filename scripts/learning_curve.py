@@ -26,7 +26,9 @@ the number of training samples seen.
     .venv/bin/python scripts/learning_curve.py runs/curve-s12 data/synth-eval-s7-300 \
         docs/images/learning_curve_stage12.png --every 2000 --after docs/images/learning_curve_stage11.json
     .venv/bin/python scripts/learning_curve.py runs/curve-s13 data/synth-eval-s7-300 \
-        docs/images/learning_curve.png --every 2000 --after docs/images/learning_curve_stage12.json
+        docs/images/learning_curve_stage13.png --every 2000 --after docs/images/learning_curve_stage12.json
+    .venv/bin/python scripts/learning_curve.py runs/curve-s14 data/synth-eval-s7-300 \
+        docs/images/learning_curve.png --every 2000 --after docs/images/learning_curve_stage13.json
 
 CHECKPOINTS is a folder of ``step_N.safetensors`` + ``step_N.json`` (copies of a run's ``checkpoint/model.*``
 taken as training went); each is evaluated with ``handrecon.evaluate.evaluate`` (box crops x 1.4 around the
