@@ -28,7 +28,9 @@ the number of training samples seen.
     .venv/bin/python scripts/learning_curve.py runs/curve-s13 data/synth-eval-s7-300 \
         docs/images/learning_curve_stage13.png --every 2000 --after docs/images/learning_curve_stage12.json
     .venv/bin/python scripts/learning_curve.py runs/curve-s14 data/synth-eval-s7-300 \
-        docs/images/learning_curve.png --every 2000 --after docs/images/learning_curve_stage13.json
+        docs/images/learning_curve_stage14.png --every 2000 --after docs/images/learning_curve_stage13.json
+    .venv/bin/python scripts/learning_curve.py runs/curve-s15 data/synth-eval-s7-300 \
+        docs/images/learning_curve.png --every 2000 --after docs/images/learning_curve_stage14.json
 
 CHECKPOINTS is a folder of ``step_N.safetensors`` + ``step_N.json`` (copies of a run's ``checkpoint/model.*``
 taken as training went); each is evaluated with ``handrecon.evaluate.evaluate`` (box crops x 1.4 around the
@@ -170,9 +172,13 @@ def _plot(path, rows, data, floor: dict) -> None:
         if key in floor:
             ax.axhline(floor[key], color=line.get_color(), ls="--", lw=1)
     ax.plot([], [], "k--", lw=1, label="constant relaxed hand")
-    for stage, start in stage_starts(rows):
+    starts = stage_starts(rows)
+    if starts:
+        ax.plot([], [], color="0.5", lw=1, label="start of stage N")
+    for stage, start in starts:
+        # the number alone: later stages are close together and "stage N" labels would run into each other
         ax.axvline(start / 1000, color="0.5", lw=1)
-        ax.text(start / 1000, 0.02, f" stage {stage}", transform=ax.get_xaxis_transform(), fontsize=8, color="0.4")
+        ax.text(start / 1000, 0.02, f" {stage}", transform=ax.get_xaxis_transform(), fontsize=8, color="0.4")
     ax.set_xlabel("training samples seen (thousands)")
     ax.set_title(f"held-out synthetic set: {Path(data).name}", fontsize=10)
     ax.grid(alpha=0.3)

@@ -1,7 +1,7 @@
 """scripts/learning_curve.py: where a multi-stage curve marks the start of each stage; scripts/oracle_keypoints.py:
 the 2D head swapped for given keypoints; scripts/error_breakdown.py: errors grouped by occlusion and visibility;
 scripts/root_oracle.py: roots registered from a set's own labels; scripts/bone_lengths.py: predicted against labelled
-bone lengths."""
+bone lengths; scripts/score_default_model.sh: the bundled model's scores in one run."""
 
 import importlib.util
 from pathlib import Path
@@ -165,3 +165,26 @@ def test_bone_lengths_tells_shortened_fingertips_from_a_smaller_hand():
     assert smaller["pa_mpjpe"] < 1e-6
     with pytest.raises(ValueError, match=r"\(N, 21, 3\)"):
         script.compare(labelled[:, :20], labelled[:, :20])
+
+
+def test_score_default_model_checks_its_argument_before_scoring(tmp_path):
+    """A float32 run that is not there is named and nothing is scored (no eval folder, no rendered set)."""
+    import subprocess
+
+    script = SCRIPTS / "score_default_model.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    result = subprocess.run(["bash", str(script), "runs/no-such-run/model"], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "runs/no-such-run/model" in result.stderr and ".safetensors" in result.stderr
+    assert not (tmp_path / "data").exists() and not (tmp_path / "outputs").exists()
+
+
+def test_score_default_model_runs_only_scripts_that_exist():
+    """Every scripts/*.py the scoring script calls is in the repository (a rename would break it late)."""
+    import re
+
+    text = (SCRIPTS / "score_default_model.sh").read_text()
+    called = set(re.findall(r"scripts/(\w+\.py)", text))
+    assert {"error_breakdown.py", "bone_lengths.py", "root_oracle.py"} <= called
+    assert all((SCRIPTS / name).is_file() for name in called)
