@@ -7,14 +7,16 @@
 # runs/mobrecon-ghost-sil-s15/model); it is scored beside the float16 bundle on the 300-image curve set, to show
 # that float16 loses nothing. The held-out sets are rendered first if they are missing. Each step's printout is
 # kept in outputs/final/logs/<step>.txt; the eval folders are outputs/final/eval_*. The learning curve is not
-# here: it needs the run's checkpoints (scripts/learning_curve.py).
+# here: it needs the run's checkpoints (scripts/learning_curve.py). Paths below are the repository's, wherever it
+# is called from.
 set -euo pipefail
 
+FP32=${1:+$(realpath -m "$1")}   # before the cd: a relative path is the caller's
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=${BIN:-.venv/bin}
 MODEL=handrecon/assets/models/mobrecon-ghost-sil-synth
 OUT=outputs/final
 LOGS=$OUT/logs
-FP32=${1:-}
 
 if [[ -n "$FP32" && ! -f "$FP32.safetensors" ]]; then
     echo "score_default_model.sh: FP32_RUN_MODEL '$FP32' has no $FP32.safetensors" >&2

@@ -176,7 +176,7 @@ def test_score_default_model_checks_its_argument_before_scoring(tmp_path):
     result = subprocess.run(["bash", str(script), "runs/no-such-run/model"], cwd=tmp_path,
                             capture_output=True, text=True)
     assert result.returncode == 2
-    assert "runs/no-such-run/model" in result.stderr and ".safetensors" in result.stderr
+    assert str(tmp_path / "runs/no-such-run/model") in result.stderr and ".safetensors" in result.stderr
     assert not (tmp_path / "data").exists() and not (tmp_path / "outputs").exists()
 
 
