@@ -190,7 +190,7 @@ def test_later_default_model_stages_state_only_their_start_and_their_hands():
         this = config_to_dict(load_config(CONFIGS / f"mobrecon-ghost-sil-synth-stage{n}.yaml"))
         changed = [d[0] for d in config_differences(prev, this, ignore=["train.steps"])]
         assert changed == ["data.train.0.seed", "model.init"], n
-        assert this["train"]["steps"] >= 6000 and this["optim"]["schedule"] == "cosine", n
+        assert this["train"]["steps"] in (6000, 8000) and this["optim"]["schedule"] == "cosine", n
         assert this["model"]["init"] == f"runs/mobrecon-ghost-sil-s{n - 1}/model.safetensors"
         assert this["data"]["train"][0]["seed"] == n + 1
 
