@@ -36,7 +36,9 @@ the number of training samples seen.
     .venv/bin/python scripts/learning_curve.py runs/curve-s17 data/synth-eval-s7-300 \
         docs/images/learning_curve_stage17.png --every 2000 --after docs/images/learning_curve_stage16.json
     .venv/bin/python scripts/learning_curve.py runs/curve-s18 data/synth-eval-s7-300 \
-        docs/images/learning_curve.png --every 2000 --after docs/images/learning_curve_stage17.json
+        docs/images/learning_curve_stage18.png --every 2000 --after docs/images/learning_curve_stage17.json
+    .venv/bin/python scripts/learning_curve.py runs/curve-s19 data/synth-eval-s7-300 \
+        docs/images/learning_curve.png --every 2000 --after docs/images/learning_curve_stage18.json
 
 CHECKPOINTS is a folder of ``step_N.safetensors`` + ``step_N.json`` (copies of a run's ``checkpoint/model.*``
 taken as training went); each is evaluated with ``handrecon.evaluate.evaluate`` (box crops x 1.4 around the
