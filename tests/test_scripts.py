@@ -1,7 +1,8 @@
 """scripts/learning_curve.py: where a multi-stage curve marks the start of each stage; scripts/oracle_keypoints.py:
 the 2D head swapped for given keypoints; scripts/error_breakdown.py: errors grouped by occlusion and visibility;
 scripts/root_oracle.py: roots registered from a set's own labels; scripts/bone_lengths.py: predicted against labelled
-bone lengths; scripts/score_default_model.sh: the bundled model's scores in one run."""
+bone lengths; scripts/score_default_model.sh: the bundled model's scores in one run; scripts/average_weights.py:
+the uniform average of saved models."""
 
 import importlib.util
 from pathlib import Path
@@ -188,3 +189,46 @@ def test_score_default_model_runs_only_scripts_that_exist():
     called = set(re.findall(r"scripts/(\w+\.py)", text))
     assert {"error_breakdown.py", "bone_lengths.py", "root_oracle.py"} <= called
     assert all((SCRIPTS / name).is_file() for name in called)
+
+
+def test_average_weights_averages_floats_keeps_integer_buffers_and_refuses_mismatches():
+    import pytest
+    import torch
+
+    script = _script("average_weights")
+    a = {"w": torch.tensor([1.0, 3.0]), "h": torch.tensor([2.0], dtype=torch.float16), "n": torch.tensor(4)}
+    b = {"w": torch.tensor([3.0, 7.0]), "h": torch.tensor([4.0], dtype=torch.float16), "n": torch.tensor(9)}
+    avg = script.average_state_dicts([a, b])
+    assert torch.equal(avg["w"], torch.tensor([2.0, 5.0]))
+    assert avg["h"].dtype == torch.float16 and avg["h"].item() == 3.0
+    assert avg["n"].item() == 9  # batch-norm step counts: the last model's
+    with pytest.raises(ValueError, match="other tensors"):
+        script.average_state_dicts([a, {"w": b["w"]}])
+    with pytest.raises(ValueError, match="several shapes"):
+        script.average_state_dicts([a, dict(b, w=torch.zeros(3))])
+
+
+def test_average_weights_cli_writes_a_loadable_average_of_saved_models(tmp_path, monkeypatch):
+    import sys
+
+    import pytest
+    import torch
+
+    from handrecon.models import build_model
+    from handrecon.models.registry import load_model, save_model
+
+    script = _script("average_weights")
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        save_model(build_model("tiny"), tmp_path / f"m{seed}")
+        paths.append(str(tmp_path / f"m{seed}"))
+    monkeypatch.setattr(sys, "argv", ["average_weights.py", str(tmp_path / "avg"), *paths])
+    script.main()
+    avg, m0, m1 = (load_model(tmp_path / n) for n in ("avg", "m0", "m1"))
+    for key, value in avg.state_dict().items():
+        if value.is_floating_point():
+            assert torch.allclose(value, (m0.state_dict()[key] + m1.state_dict()[key]) / 2), key
+    monkeypatch.setattr(sys, "argv", ["average_weights.py", str(tmp_path / "one"), paths[0]])
+    with pytest.raises(SystemExit, match="at least two"):
+        script.main()
