@@ -2,43 +2,15 @@
 the number of training samples seen.
 
     .venv/bin/python scripts/learning_curve.py runs/curve data/synth-eval-s7-300 \
-        docs/images/learning_curve_stage1.png
+        docs/images/learning_curve.png                                              # stage 1
+    cp docs/images/learning_curve.json docs/images/learning_curve_stage1.json       # the curve so far
     .venv/bin/python scripts/learning_curve.py runs/curve-s2 data/synth-eval-s7-300 \
-        docs/images/learning_curve_stage2.png --every 1000 --after docs/images/learning_curve_stage1.json
-    .venv/bin/python scripts/learning_curve.py runs/curve-s3 data/synth-eval-s7-300 \
-        docs/images/learning_curve_stage3.png --every 1000 --after docs/images/learning_curve_stage2.json
-    .venv/bin/python scripts/learning_curve.py runs/curve-s4 data/synth-eval-s7-300 \
-        docs/images/learning_curve_stage4.png --every 1000 --after docs/images/learning_curve_stage3.json
-    .venv/bin/python scripts/learning_curve.py runs/curve-s5 data/synth-eval-s7-300 \
-        docs/images/learning_curve_stage5.png --every 1000 --after docs/images/learning_curve_stage4.json
-    .venv/bin/python scripts/learning_curve.py runs/curve-s6 data/synth-eval-s7-300 \
-        docs/images/learning_curve_stage6.png --every 1000 --after docs/images/learning_curve_stage5.json
-    .venv/bin/python scripts/learning_curve.py runs/curve-s7 data/synth-eval-s7-300 \
-        docs/images/learning_curve_stage7.png --every 2000 --after docs/images/learning_curve_stage6.json
-    .venv/bin/python scripts/learning_curve.py runs/curve-s8 data/synth-eval-s7-300 \
-        docs/images/learning_curve_stage8.png --every 2000 --after docs/images/learning_curve_stage7.json
-    .venv/bin/python scripts/learning_curve.py runs/curve-s9 data/synth-eval-s7-300 \
-        docs/images/learning_curve_stage9.png --every 2000 --after docs/images/learning_curve_stage8.json
-    .venv/bin/python scripts/learning_curve.py runs/curve-s10 data/synth-eval-s7-300 \
-        docs/images/learning_curve_stage10.png --every 2000 --after docs/images/learning_curve_stage9.json
-    .venv/bin/python scripts/learning_curve.py runs/curve-s11 data/synth-eval-s7-300 \
-        docs/images/learning_curve_stage11.png --every 2000 --after docs/images/learning_curve_stage10.json
-    .venv/bin/python scripts/learning_curve.py runs/curve-s12 data/synth-eval-s7-300 \
-        docs/images/learning_curve_stage12.png --every 2000 --after docs/images/learning_curve_stage11.json
-    .venv/bin/python scripts/learning_curve.py runs/curve-s13 data/synth-eval-s7-300 \
-        docs/images/learning_curve_stage13.png --every 2000 --after docs/images/learning_curve_stage12.json
-    .venv/bin/python scripts/learning_curve.py runs/curve-s14 data/synth-eval-s7-300 \
-        docs/images/learning_curve_stage14.png --every 2000 --after docs/images/learning_curve_stage13.json
-    .venv/bin/python scripts/learning_curve.py runs/curve-s15 data/synth-eval-s7-300 \
-        docs/images/learning_curve_stage15.png --every 2000 --after docs/images/learning_curve_stage14.json
-    .venv/bin/python scripts/learning_curve.py runs/curve-s16 data/synth-eval-s7-300 \
-        docs/images/learning_curve_stage16.png --every 2000 --after docs/images/learning_curve_stage15.json
-    .venv/bin/python scripts/learning_curve.py runs/curve-s17 data/synth-eval-s7-300 \
-        docs/images/learning_curve_stage17.png --every 2000 --after docs/images/learning_curve_stage16.json
-    .venv/bin/python scripts/learning_curve.py runs/curve-s18 data/synth-eval-s7-300 \
-        docs/images/learning_curve_stage18.png --every 2000 --after docs/images/learning_curve_stage17.json
-    .venv/bin/python scripts/learning_curve.py runs/curve-s19 data/synth-eval-s7-300 \
-        docs/images/learning_curve.png --every 2000 --after docs/images/learning_curve_stage18.json
+        docs/images/learning_curve.png --every 1000 --after docs/images/learning_curve_stage1.json
+
+and so on: before stage N's run, the curve of stages 1 to N-1 is kept as ``learning_curve_stage{N-1}.json``
+and stage N's checkpoints (``runs/curve-sN``) are added after it (``--every 1000`` for stages 2 to 6,
+``--every 2000`` from stage 7 on). docs/images holds each ``learning_curve_stageM.json``, so any stage's
+curve can be redrawn without re-scoring the earlier ones.
 
 CHECKPOINTS is a folder of ``step_N.safetensors`` + ``step_N.json`` (copies of a run's ``checkpoint/model.*``
 taken as training went); each is evaluated with ``handrecon.evaluate.evaluate`` (box crops x 1.4 around the
