@@ -9,8 +9,9 @@ the number of training samples seen.
 
 and so on: before stage N's run, the curve of stages 1 to N-1 is kept as ``learning_curve_stage{N-1}.json``
 and stage N's checkpoints (``runs/curve-sN``) are added after it (``--every 1000`` for stages 2 to 6,
-``--every 2000`` from stage 7 on). docs/images holds each ``learning_curve_stageM.json``, so any stage's
-curve can be redrawn without re-scoring the earlier ones.
+``--every 2000`` from stage 7 on). Each snapshot is the start of ``learning_curve.json``, so docs/images keeps
+only the last one (the next stage's ``--after``); any stage's curve can be cut from ``learning_curve.json``
+without re-scoring.
 
 CHECKPOINTS is a folder of ``step_N.safetensors`` + ``step_N.json`` (copies of a run's ``checkpoint/model.*``
 taken as training went); each is evaluated with ``handrecon.evaluate.evaluate`` (box crops x 1.4 around the
